@@ -1,0 +1,5 @@
+import sys
+
+from tdrm_search.cli import main
+
+sys.exit(main())
