@@ -1,0 +1,1 @@
+"""Synthetic tasks whose every step can be checked exactly (the CPU lab)."""
