@@ -1,0 +1,319 @@
+"""Final-answer extraction and mathematical equivalence (math-verify on sympy), safe in threads and processes.
+
+math-verify's own timeouts use SIGALRM, which works only in the main thread: they are switched off here.
+Time is bounded instead by `input_problem` (refuses over-long, over-nested and giant-number inputs before
+sympy sees them) and, where a hard bound is needed, by `check_equivalent`, which runs the comparison in a
+worker process that is killed when it runs past its time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+for _name in ("math_verify.parser", "math_verify.grader"):  # we bound time ourselves: drop its one-time reminder
+    logging.getLogger(_name).addFilter(lambda record: "Timeout is disabled" not in record.getMessage())
+
+MAX_ANSWER_CHARS = 1000  # longer "answers" are refused (real ones are a few dozen characters)
+MAX_NESTING = 24  # depth of {[( nesting
+MAX_DIGITS = 2000  # digits of any literal, or of a numeric power / factorial, before sympy would expand it
+MAX_EXPONENT = 100_000  # a larger numeric exponent is refused whatever its base
+MAX_TOWER = 3  # powers nested in exponents: 2^{2^{2^{2}}} is 3
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
+_HASHES = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
+_ANSWER_IS = re.compile(r"^.*answer is\s*:?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)  # last one on a line
+_DIGIT_RUN = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
+_FACTORIAL = re.compile(r"(\d+)\s*!")
+_EXPONENT = re.compile(r"(?:\^|\*\*)\s*")
+_BARE_TOWER = re.compile(r"(?:(?:\^|\*\*)\s*[\w.]+\s*){%d,}" % (MAX_TOWER + 1))
+_POWER = re.compile(r"(\d+(?:\.\d+)?)\s*\}?\s*(?:\^|\*\*)\s*")
+
+
+class GradingTimeout(Exception):
+    """A comparison ran past its time limit (its worker process was killed)."""
+
+
+# ---------------------------------------------------------------- extraction
+
+
+def _braced(text: str, start: int) -> str | None:
+    """The content of the brace group opening at text[start] ("{"), or None when it never closes."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i]
+    return None
+
+
+def _last_boxed(text: str) -> str | None:
+    """The content of the last complete \\boxed{...} / \\fbox{...} (or `\\boxed 5`) in text."""
+    for match in reversed(list(_BOX.finditer(text))):
+        if match.group(1):
+            content = _braced(text, match.start(1))
+        else:
+            content = re.match(r"[^\s$]*", text[match.end() :]).group(0)
+        if content is not None:
+            return content
+    return None
+
+
+def _clean(answer: str) -> str | None:
+    """Strip a sentence's final period, surrounding $...$ and **bold**; None when nothing is left."""
+    answer = answer.strip()
+    answer = re.sub(r"^\*\*(.*)\*\*$", r"\1", answer).strip()
+    answer = answer.removesuffix(".").strip()
+    if len(answer) >= 2 and answer.startswith("$") and answer.endswith("$"):
+        answer = answer.strip("$").strip()
+    return answer.removesuffix(".").strip() or None
+
+
+def extract_answer(text: str | None) -> str | None:
+    """The final answer of a solution: last \\boxed{} / \\fbox{}, else GSM8K's "#### N", else "The answer is ...".
+
+    Returns None when the text holds none of them (or only an empty one).
+    """
+    if not text:
+        return None
+    boxed = _last_boxed(text)
+    if boxed is not None:
+        return boxed.strip() or None
+    for pattern in (_HASHES, _ANSWER_IS):
+        matches = pattern.findall(text)
+        if matches:
+            return _clean(matches[-1])
+    return None
+
+
+# ---------------------------------------------------------------- input guard
+
+
+def _nesting(text: str) -> tuple[int, int]:
+    """Deepest {[( nesting, and deepest tower of braced exponents (x^{x^{x}} is 2)."""
+    stack: list[bool] = []  # per open group: is it an exponent?
+    deepest = tower = 0
+    previous = ""
+    for ch in text:
+        if ch in "{[(":
+            stack.append(previous == "^")
+            deepest = max(deepest, len(stack))
+            tower = max(tower, sum(stack))
+        elif ch in "}])" and stack:
+            stack.pop()
+        if not ch.isspace():
+            previous = ch
+    return deepest, tower
+
+
+def _exponent_value(text: str) -> float | None:
+    """The value of a power's exponent when it is numeric (braced or bare, towers included); None if symbolic."""
+    text = text.lstrip()
+    if text.startswith("{"):
+        group = _braced(text, 0)
+        if group is None:
+            return None
+        inner = group.strip()
+        if re.fullmatch(r"\d+(\.\d+)?", inner):
+            return float(inner)
+        tower = _POWER.match(inner)
+        if tower and tower.end() < len(inner):
+            return _power_digits(float(tower.group(1)), inner[tower.end() :], as_value=True)
+        return None
+    number = re.match(r"\d+(\.\d+)?", text)
+    if number is None:
+        return None
+    rest = text[number.end() :]
+    if re.match(r"\s*(\^|\*\*)", rest):  # bare tower a**b**c: right-associative
+        return _power_digits(float(number.group(0)), re.sub(r"^\s*(\^|\*\*)", "", rest), as_value=True)
+    return float(number.group(0))
+
+
+def _power_digits(base: float, exponent_text: str, as_value: bool = False) -> float | None:
+    """Decimal digits of base**exponent (or, with as_value, its value, inf when huge); None when symbolic."""
+    exponent = _exponent_value(exponent_text)
+    if exponent is None:
+        return None
+    digits = exponent * math.log10(base) if base > 1 else 0.0
+    if not as_value:
+        return digits
+    return math.inf if digits > 300 else base**exponent
+
+
+def input_problem(text: str) -> str | None:
+    """Why `text` is refused as an answer to compare (too long, too nested, giant number), or None when fine."""
+    if len(text) > MAX_ANSWER_CHARS:
+        return f"answer longer than {MAX_ANSWER_CHARS} characters ({len(text)})"
+    nesting, tower = _nesting(text)
+    if nesting > MAX_NESTING:
+        return f"nesting deeper than {MAX_NESTING}"
+    if tower > MAX_TOWER or _BARE_TOWER.search(text):
+        return f"a tower of powers higher than {MAX_TOWER}"
+    if _DIGIT_RUN.search(text):
+        return f"a number with more than {MAX_DIGITS} digits"
+    for match in _FACTORIAL.finditer(text):
+        n = int(match.group(1))
+        if n > 1000:
+            return f"factorial of {n}"
+    for match in _EXPONENT.finditer(text):
+        exponent = _exponent_value(text[match.end() :])
+        if exponent is not None and exponent > MAX_EXPONENT:
+            return f"an exponent of about {exponent:.3g}"
+    for match in _POWER.finditer(text):
+        digits = _power_digits(float(match.group(1)), text[match.end() :])
+        if digits is not None and digits > MAX_DIGITS:
+            return f"a power with about {digits:.3g} digits"
+    return None
+
+
+# ---------------------------------------------------------------- equivalence
+
+
+def _parse(answer: str) -> list:
+    """math-verify's parse of one answer string, without signal-based timeouts."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    return parse("\\boxed{" + answer + "}", extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
+
+
+def is_equivalent(pred: str | None, gold: str | None, timeout_s: float | None = None) -> bool:
+    """Whether answer `pred` equals reference `gold` mathematically (math-verify); never raises.
+
+    Inputs refused by `input_problem` give False. With `timeout_s`, the comparison runs in a worker process
+    and a timeout also gives False (logged as a warning).
+    """
+    if timeout_s is not None:
+        try:
+            return check_equivalent(pred, gold, timeout_s)
+        except GradingTimeout as err:
+            log.warning("%s", err)
+            return False
+    return _equivalent(pred, gold)
+
+
+def _equivalent(pred: str | None, gold: str | None) -> bool:
+    if pred is None or gold is None:
+        return False
+    pred, gold = pred.strip(), gold.strip()
+    if not pred or not gold:
+        return False
+    return pred == gold or math_equal(pred, gold)
+
+
+def math_equal(pred: str, gold: str) -> bool:
+    """math-verify's verdict on two answer strings (no string shortcut), after the input guard; never raises."""
+    for name, value in (("prediction", pred), ("gold", gold)):
+        problem = input_problem(value)
+        if problem is not None:
+            log.warning("not grading: %s is refused: %s", name, problem)
+            return False
+    try:
+        from math_verify import verify
+
+        return bool(verify(_parse(gold), _parse(pred), timeout_seconds=None))
+    except Exception as err:  # math-verify catches its own errors; this is a last line of defence
+        log.debug("grading %r against %r failed: %s: %s", pred, gold, type(err).__name__, err)
+        return False
+
+
+def grade(response: str | None, gold: str | None, timeout_s: float | None = None) -> bool:
+    """Whether the final answer of `response` (see `extract_answer`) equals `gold`; never raises."""
+    try:
+        pred = extract_answer(response)
+    except Exception as err:  # e.g. a non-str response
+        log.warning("no answer extracted: %s: %s", type(err).__name__, err)
+        return False
+    if pred is None:
+        log.debug("no final answer found in the response")
+        return False
+    return is_equivalent(pred, gold, timeout_s)
+
+
+# ---------------------------------------------------------------- hard time bound: a worker process
+
+
+def serve(stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout) -> None:
+    """Worker loop: read JSON [pred, gold] lines, write a JSON true/false line for each, until end of input."""
+    _equivalent("1", "1.0")  # import math-verify and sympy before saying ready
+    stdout.write("ready\n")
+    stdout.flush()
+    for line in stdin:
+        pred, gold = json.loads(line)
+        stdout.write(json.dumps(_equivalent(pred, gold)) + "\n")
+        stdout.flush()
+
+
+class _Worker:
+    """One grading subprocess shared by all threads (one call at a time); killed and restarted after a timeout.
+
+    A plain subprocess, not multiprocessing: safe beside threads (no fork of a threaded process).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        # this file as a script (-P: its folder not on sys.path): imports neither tdrm_search (heavy) nor caller's __main__
+        process = subprocess.Popen([sys.executable, "-P", str(Path(__file__).resolve())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._process = process
+        if self._read_line(120) != "ready":
+            self._stop()
+            raise RuntimeError("the grading worker process did not start")
+        return process
+
+    def _read_line(self, timeout_s: float) -> str | None:
+        """The worker's next output line, or None when none comes within timeout_s (or the worker died)."""
+        assert self._process is not None and self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], timeout_s)
+        line = self._process.stdout.readline() if ready else ""
+        return line.strip() or None
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        self._process = None
+
+    def equivalent(self, pred: str | None, gold: str | None, timeout_s: float) -> bool:
+        with self._lock:
+            process = self._process if self._process is not None and self._process.poll() is None else self._start()
+            assert process.stdin is not None
+            try:
+                process.stdin.write(json.dumps([pred, gold]) + "\n")
+                process.stdin.flush()
+                answer = self._read_line(timeout_s)
+            except OSError:  # broken pipe: the worker died
+                answer = None
+            if answer is not None:
+                return bool(json.loads(answer))
+            self._stop()
+            raise GradingTimeout(f"grading {pred!r:.80} against {gold!r:.80} ran past {timeout_s} s (worker killed)")
+
+
+_worker = _Worker()
+
+
+def check_equivalent(pred: str | None, gold: str | None, timeout_s: float) -> bool:
+    """`is_equivalent` in a worker process, bounded by `timeout_s` seconds; raises GradingTimeout past it."""
+    return _worker.equivalent(pred, gold, timeout_s)
+
+
+if __name__ == "__main__":
+    serve()
