@@ -1,0 +1,58 @@
+"""Build policies and PRMs from command-line specs: "lab", "oracle", or a model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tdrm_search.policies.base import Policy
+from tdrm_search.prms.base import PRM
+
+ASSETS = Path(__file__).parent / "assets"
+LAB_POLICY = ASSETS / "lab-policy"
+LAB_PRM = ASSETS / "lab-prm"
+BACKENDS = ("vllm", "hf")
+
+
+def resolve(spec: str, embedded: Path, what: str) -> Path:
+    path = embedded if spec == "lab" else Path(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} {spec!r}: no model folder at {path}")
+    return path
+
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+
+
+def load_policy(spec: str, backend: str = "vllm", **kwargs) -> Policy:
+    """"lab" is the embedded lab policy; anything else is a Hugging Face model folder."""
+    check_backend(backend)
+    path = resolve(spec, LAB_POLICY, "policy")
+    if backend == "hf":
+        from tdrm_search.policies.hf import HFPolicy
+
+        return HFPolicy(path, **kwargs)
+    from tdrm_search.policies.vllm import VLLMPolicy
+
+    return VLLMPolicy(path, **kwargs)
+
+
+def load_prm(spec: str | None, backend: str = "vllm", **kwargs) -> PRM:
+    """"oracle" is the lab's exact checker, "lab" the embedded trained lab PRM, else a PRM folder
+    (model + tokenizer + tdrm_prm.json). None means the best the project ships: the lab PRM if present."""
+    check_backend(backend)
+    if spec is None:
+        spec = "lab" if LAB_PRM.is_dir() else "oracle"
+    if spec == "oracle":
+        from tdrm_search.prms.oracle import OraclePRM
+
+        return OraclePRM()
+    path = resolve(spec, LAB_PRM, "PRM")
+    if backend == "hf":
+        from tdrm_search.prms.hf import HFPRM
+
+        return HFPRM(path, **kwargs)
+    from tdrm_search.prms.vllm import VLLMPRM
+
+    return VLLMPRM(path, **kwargs)

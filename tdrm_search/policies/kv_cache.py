@@ -1,0 +1,52 @@
+"""A bounded store of key/value tensors for token-id prefixes, so children never recompute their parent.
+
+Entries are evicted least-recently-used first once the stored tokens pass `max_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values shaped [1, heads, tokens, head_dim]
+
+
+@dataclass
+class Entry:
+    kv: KV
+    logits: torch.Tensor | None  # next-token logits after the prefix, when known
+
+
+def crop(kv: KV, length: int) -> KV:
+    return [(k[:, :, :length], v[:, :, :length]) for k, v in kv]
+
+
+class PrefixKVCache:
+    def __init__(self, max_tokens: int):
+        self.max_tokens = max_tokens
+        self.entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
+        self.tokens = 0
+
+    def put(self, ids: tuple[int, ...], entry: Entry) -> None:
+        if ids in self.entries or len(ids) > self.max_tokens:
+            return
+        self.entries[ids] = entry
+        self.tokens += len(ids)
+        while self.tokens > self.max_tokens:
+            old, _ = self.entries.popitem(last=False)
+            self.tokens -= len(old)
+
+    def longest_prefix(self, ids: tuple[int, ...]) -> tuple[int, Entry | None]:
+        """The longest stored prefix of `ids` (its length and entry), refreshed as recently used."""
+        for length in sorted({len(k) for k in self.entries if len(k) <= len(ids)}, reverse=True):
+            key = ids[:length]
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return length, self.entries[key]
+        return 0, None
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for e in self.entries.values() for kv in e.kv for t in kv)

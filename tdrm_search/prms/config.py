@@ -1,0 +1,79 @@
+"""How a PRM reads a trajectory: step tag, read-out, prompt template. Loaded with the model, never guessed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_FILE = "tdrm_prm.json"
+HEADS = ("lm", "token_classify")
+
+
+@dataclass(frozen=True)
+class PRMConfig:
+    """A PRM's input format and read-out.
+
+    head: "lm" reads P(good) / (P(good) + P(bad)) from the LM head at each step tag (Math-Shepherd style);
+          "token_classify" reads class `positive_label` of a 2-class head at each step tag (Qwen2.5-Math-PRM).
+    prompt_template: a format string with `{question}`, or "chat" to render the tokenizer's chat template
+          (with `system_prompt` when given) and append the steps as the assistant's reply.
+    Each step is stripped of surrounding white space and written as `step_join` (between steps) + step + `step_tag`.
+    """
+
+    head: str = "lm"
+    step_tag: str = "<|step|>"
+    good_token: str | None = "<|good|>"
+    bad_token: str | None = "<|bad|>"
+    positive_label: int = 1
+    prompt_template: str = "chat"
+    system_prompt: str | None = None
+    step_join: str = ""
+    step_delimiter: str = "\n\n"
+    aggregation: str = "last"
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"PRM config: head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "lm" and not (self.good_token and self.bad_token):
+            raise ValueError("PRM config: an 'lm' head needs good_token and bad_token")
+        if not self.step_tag:
+            raise ValueError("PRM config: step_tag must not be empty")
+        if self.prompt_template != "chat" and "{question}" not in self.prompt_template:
+            raise ValueError("PRM config: prompt_template must be 'chat' or contain '{question}'")
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / CONFIG_FILE
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PRMConfig:
+        path = Path(folder) / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found: a PRM folder needs a {CONFIG_FILE} "
+                f"(write one with PRMConfig(...).save(folder), or pass config=PRESETS[...])"
+            )
+        data = json.loads(path.read_text())
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown PRM config keys {sorted(unknown)}")
+        return cls(**data)
+
+
+PRESETS: dict[str, PRMConfig] = {
+    # peiyi9979/math-shepherd-mistral-7b-prm: "question step ки\nstep ки", read "+" against "-".
+    "math_shepherd": PRMConfig(
+        head="lm", step_tag=" ки", good_token="+", bad_token="-", prompt_template="{question} ",
+        step_join="\n", aggregation="min",
+    ),
+    # Qwen/Qwen2.5-Math-PRM-7B: chat template, steps each followed by <extra_0>, 2-class head.
+    "qwen25_math_prm": PRMConfig(
+        head="token_classify", step_tag="<extra_0>", good_token=None, bad_token=None, positive_label=1,
+        prompt_template="chat",
+        system_prompt="Please reason step by step, and put your final answer within \\boxed{}.",
+        aggregation="min",
+    ),
+}

@@ -1,0 +1,141 @@
+"""One expansion round: the frontier of every problem goes into one generate call and one scoring call."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tdrm_search.config import SearchConfig
+from tdrm_search.grading import extract_answer
+from tdrm_search.policies.base import Policy, Sample, SampleRequest
+from tdrm_search.prms.base import PRM, ScoreRequest, check_scores
+from tdrm_search.tree import Tree
+
+STAT_KEYS = (
+    "generated_tokens", "prompt_tokens", "cached_prompt_tokens", "prm_tokens", "prm_cached_tokens",
+    "generate_calls", "prm_calls", "generate_s", "score_s",
+)
+
+
+@dataclass(frozen=True)
+class Expand:
+    """Ask for `k` children of `node`: one step each, or whole solutions split into steps."""
+
+    node: int
+    k: int
+    whole: bool = False
+    greedy: bool = False
+
+
+@dataclass
+class Job:
+    tree: Tree
+    expand: Expand
+    stats: Counter  # the tree's counters, shared by all its jobs
+
+
+def split_steps(token_ids: list[int], decode: Callable[[list[int]], str], delimiter: str) -> list[list[int]]:
+    """Cut generated ids after each token that completes a delimiter, so steps stay aligned with token ids."""
+    window = max(8, len(delimiter))
+    pieces, start = [], 0
+    for i in range(len(token_ids)):
+        if delimiter in decode(token_ids[max(start, i + 1 - window) : i + 1]):
+            pieces.append(token_ids[start : i + 1])
+            start = i + 1
+    if start < len(token_ids):
+        pieces.append(token_ids[start:])
+    return pieces
+
+
+def per_tree(jobs) -> list[Counter]:
+    """Each tree's stats once, however many of its nodes a round expands."""
+    return list({id(job.stats): job.stats for job in jobs}.values())
+
+
+class Scheduler:
+    """Runs expansion rounds for many trees at once against one policy and one PRM."""
+
+    def __init__(self, policy: Policy, prm: PRM, config: SearchConfig):
+        self.policy, self.prm, self.config = policy, prm, config
+        self.rounds = 0
+
+    def token_budget(self, tree: Tree, node: int, whole: bool) -> int:
+        cfg = self.config
+        left = min(cfg.max_tokens - tree.generated_tokens(node), self.policy.max_model_len - len(tree.prefix_ids(node)))
+        return left if whole else min(left, cfg.max_step_tokens)
+
+    def run(self, jobs: list[Job]) -> list[list[int]]:
+        """Expand every job's node; return, per job, the last new node of each sample (scored)."""
+        cfg = self.config
+        requests = [
+            SampleRequest(
+                prefix=job.tree.prefix_ids(job.expand.node), n=job.expand.k,
+                max_tokens=self.token_budget(job.tree, job.expand.node, job.expand.whole),
+                temperature=0.0 if job.expand.greedy else cfg.temperature, top_p=cfg.top_p,
+                stop=None if job.expand.whole else cfg.delimiter,
+            )
+            for job in jobs
+        ]
+        started = time.perf_counter()
+        out = self.policy.generate(requests, seed=cfg.seed * 1_000_003 + self.rounds)
+        generate_s = time.perf_counter() - started
+        self.rounds += 1
+        leaves = []
+        for job, samples, prompt, cached in zip(jobs, out.samples, out.prompt_tokens, out.cached_prompt_tokens):
+            job.stats.update(prompt_tokens=prompt, cached_prompt_tokens=cached)
+            leaves.append([self.add_sample(job, sample) for sample in samples])
+        for stats in per_tree(jobs):
+            stats.update(generate_calls=1, generate_s=generate_s)
+        self.score(jobs, leaves)
+        return leaves
+
+    def add_sample(self, job: Job, sample: Sample) -> int:
+        """Add a sample's steps under the job's node, stopping at the first terminal one."""
+        tree, node = job.tree, job.expand.node
+        job.stats["generated_tokens"] += len(sample.token_ids)
+        pieces = split_steps(sample.token_ids, self.policy.decode, self.config.delimiter) or [[]]
+        for i, ids in enumerate(pieces):
+            node = tree.add(node, ids, self.policy.decode(ids))
+            last = i == len(pieces) - 1
+            self.mark_terminal(tree, node, sample.finish if last else "stop")
+            if tree.nodes[node].terminal:
+                break
+        return node
+
+    def mark_terminal(self, tree: Tree, node: int, finish: str) -> None:
+        n = tree.nodes[node]
+        answer = extract_answer(n.text)
+        if answer is not None:
+            n.terminal = "answer"
+        elif finish == "eos":
+            n.terminal = "eos"
+        elif finish == "length" or self.token_budget(tree, node, whole=True) <= 0:
+            n.terminal = "length"
+        elif n.depth >= self.config.max_steps:
+            n.terminal = "max_steps"
+        if n.terminal:
+            n.answer = answer if answer is not None else extract_answer("".join(tree.steps(node)))
+
+    def score(self, jobs: list[Job], leaves: list[list[int]]) -> None:
+        """One PRM call for every new step; values already known are never recomputed."""
+        items = []
+        for job, nodes in zip(jobs, leaves):
+            for leaf in nodes:
+                path = job.tree.path(leaf)
+                start = next(i for i, nid in enumerate(path) if job.tree.nodes[nid].value is None)
+                items.append((job, path, start))
+        if not items:
+            return
+        requests = [ScoreRequest(job.tree.problem, tuple(job.tree.steps(path[-1])), start) for job, path, start in items]
+        started = time.perf_counter()
+        out = self.prm.score(requests)
+        score_s = time.perf_counter() - started
+        check_scores(requests, out)
+        for (job, path, start), values, tokens, cached in zip(items, out.scores, out.tokens, out.cached_tokens):
+            for nid, value in zip(path[start:], values):
+                job.tree.nodes[nid].value = float(value)
+            job.stats.update(prm_tokens=tokens, prm_cached_tokens=cached)
+        for stats in per_tree(job for job, _, _ in items):
+            stats.update(prm_calls=1, score_s=score_s)

@@ -1,0 +1,54 @@
+"""Step-level beam search and diverse verifier tree search (DVTS), as in search-and-learn.
+
+Each round every live beam samples `expansions` next steps; the PRM scores them; the best `width` of
+each group's children live on. Finished children leave the beam and count against the budget n.
+"""
+
+from __future__ import annotations
+
+from tdrm_search.aggregate import aggregate
+from tdrm_search.config import SearchConfig
+from tdrm_search.scheduler import Expand
+from tdrm_search.strategies.best_of_n import Strategy
+from tdrm_search.tree import ROOT, Tree
+
+
+def split_budget(total: int, parts: int) -> list[int]:
+    """`total` children over `parts` parents, as evenly as possible (some may get 0)."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: int, finished: int) -> Strategy:
+    """Advance every group (a list of live nodes) in lockstep until n solutions are finished."""
+    k = cfg.beam_expansions
+    while groups and finished < cfg.n:
+        live = [node for group in groups for node in group]
+        counts = split_budget(min(k * len(live), cfg.n - finished), len(live))
+        asks = [Expand(node, c) for node, c in zip(live, counts) if c]
+        children = iter((yield asks))
+        by_node = {e.node: next(children) for e in asks}
+        next_groups = []
+        for group in groups:
+            kids = sorted(
+                (c for node in group for c in by_node.get(node, [])),
+                key=lambda c: aggregate(tree.step_values(c), cfg.aggregation), reverse=True,
+            )
+            finished += sum(tree.nodes[c].terminal is not None for c in kids)
+            keep = [c for c in kids[:width] if tree.nodes[c].terminal is None]
+            if keep:
+                next_groups.append(keep)
+        groups = next_groups
+
+
+def beam(tree: Tree, cfg: SearchConfig) -> Strategy:
+    """One beam of width `beam_width` (width 1: TDRM's greedy step search)."""
+    yield from grouped_beam(tree, cfg, [[ROOT]], min(cfg.beam_width, cfg.n), finished=0)
+
+
+def dvts(tree: Tree, cfg: SearchConfig) -> Strategy:
+    """n // expansions diverse first steps, then an independent width-1 beam below each."""
+    subtrees = max(1, cfg.n // cfg.beam_expansions)
+    (roots,) = yield [Expand(ROOT, subtrees)]
+    finished = sum(tree.nodes[r].terminal is not None for r in roots)
+    groups = [[r] for r in roots if tree.nodes[r].terminal is None]
+    yield from grouped_beam(tree, cfg, groups, width=1, finished=finished)

@@ -1,0 +1,62 @@
+"""MCTS over reasoning steps: PUCT selection, PRM value at expanded nodes, backup, no rollouts.
+
+Each simulation walks from the root by PUCT to a node without children, expands it into `children`
+sampled steps, takes their PRM values as the leaf evaluation, and backs the best of them up the path.
+Finished nodes are never re-expanded; a node whose children are all finished or exhausted is exhausted.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tdrm_search.config import SearchConfig
+from tdrm_search.scheduler import Expand
+from tdrm_search.strategies.best_of_n import Strategy
+from tdrm_search.tree import ROOT, Tree
+
+
+def puct(tree: Tree, parent: int, child: int, c_puct: float) -> float:
+    p, c = tree.nodes[parent], tree.nodes[child]
+    q = c.value_sum / c.visits if c.visits else 0.0
+    prior = 1.0 / len(p.children)
+    return q + c_puct * prior * math.sqrt(p.visits) / (1 + c.visits)
+
+
+def select_leaf(tree: Tree, cfg: SearchConfig, exhausted: set[int]) -> list[int] | None:
+    """The path from the root to the node to expand, or None when the whole tree is exhausted."""
+    path = [ROOT]
+    while tree.nodes[path[-1]].children:
+        options = [c for c in tree.nodes[path[-1]].children if c not in exhausted]
+        if not options:
+            exhausted.add(path[-1])
+            if path[-1] == ROOT:
+                return None
+            path = [ROOT]
+            continue
+        path.append(max(options, key=lambda c: puct(tree, path[-1], c, cfg.c_puct)))
+    return path
+
+
+def backup(tree: Tree, path: list[int], value: float) -> None:
+    for node in path:
+        tree.nodes[node].visits += 1
+        tree.nodes[node].value_sum += value
+
+
+def mcts(tree: Tree, cfg: SearchConfig) -> Strategy:
+    exhausted: set[int] = set()
+    finished = 0
+    for _ in range(cfg.mcts_simulations):
+        if finished >= cfg.n:
+            return
+        path = select_leaf(tree, cfg, exhausted)
+        if path is None:
+            return
+        (kids,) = yield [Expand(path[-1], min(cfg.children, cfg.n - finished))]
+        for kid in kids:
+            node = tree.nodes[kid]
+            node.visits, node.value_sum = 1, node.value
+            if node.terminal is not None:
+                finished += 1
+                exhausted.add(kid)
+        backup(tree, path, max(tree.nodes[k].value for k in kids))

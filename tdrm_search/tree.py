@@ -1,0 +1,88 @@
+"""The search tree: one node per step, each holding its token ids, text and PRM value.
+
+As in mctx, every node keeps its value explicitly (`value`: the PRM's V(s) of the prefix ending at that
+step) next to search statistics (`visits`, `value_sum`), so a finished tree is a set of scored transitions
+that `prm_train` can turn into TD targets directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from tdrm_search.types import Problem
+
+ROOT = 0
+
+
+@dataclass
+class Node:
+    parent: int | None
+    token_ids: list[int]  # the ids this step added (the prompt for the root)
+    text: str
+    depth: int  # number of steps from the root
+    value: float | None = None  # PRM value of the prefix ending here (None until scored; root: None)
+    terminal: str | None = None  # why the path ends here: "eos", "answer", "length", "max_steps"
+    answer: str | None = None
+    children: list[int] = field(default_factory=list)
+    visits: int = 0
+    value_sum: float = 0.0
+
+
+@dataclass
+class Tree:
+    problem: Problem
+    nodes: list[Node]
+
+    @classmethod
+    def new(cls, problem: Problem, prompt_ids: list[int]) -> Tree:
+        return cls(problem, [Node(parent=None, token_ids=list(prompt_ids), text="", depth=0)])
+
+    def add(self, parent: int, token_ids: list[int], text: str) -> int:
+        node = Node(parent=parent, token_ids=token_ids, text=text, depth=self.nodes[parent].depth + 1)
+        self.nodes.append(node)
+        self.nodes[parent].children.append(len(self.nodes) - 1)
+        return len(self.nodes) - 1
+
+    def path(self, node: int) -> list[int]:
+        """Node ids from the first step to `node` (the root excluded)."""
+        out = []
+        while node != ROOT:
+            out.append(node)
+            node = self.nodes[node].parent
+        return out[::-1]
+
+    def steps(self, node: int) -> list[str]:
+        return [self.nodes[i].text for i in self.path(node)]
+
+    def step_values(self, node: int) -> list[float]:
+        return [self.nodes[i].value for i in self.path(node)]
+
+    def prefix_ids(self, node: int) -> tuple[int, ...]:
+        """Prompt ids plus every step's ids down to `node`: the exact ids the policy saw."""
+        ids = list(self.nodes[ROOT].token_ids)
+        for i in self.path(node):
+            ids.extend(self.nodes[i].token_ids)
+        return tuple(ids)
+
+    def generated_tokens(self, node: int) -> int:
+        return sum(len(self.nodes[i].token_ids) for i in self.path(node))
+
+    def leaves(self) -> list[int]:
+        return [i for i, n in enumerate(self.nodes) if n.terminal is not None]
+
+    def unique_tokens(self) -> int:
+        """Distinct tokens of the tree: the prompt once plus every step once."""
+        return sum(len(n.token_ids) for n in self.nodes)
+
+    def to_networkx(self) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        for i, n in enumerate(self.nodes):
+            graph.add_node(
+                i, text=n.text, num_tokens=len(n.token_ids), score=n.value, depth=n.depth,
+                terminal=n.terminal, answer=n.answer, visits=n.visits,
+            )
+            if n.parent is not None:
+                graph.add_edge(n.parent, i)
+        return graph
