@@ -12,6 +12,7 @@ import sys
 
 COMMANDS = [
     "tdrm_search.commands.search",
+    "tdrm_search.commands.rerank",
 ]
 
 

@@ -1,0 +1,117 @@
+"""Offline re-ranking: pass@k, majority@k, best-of-k and PRM-weighted majority@k of precomputed candidates.
+
+Input: JSONL, one problem per line:
+
+    {"id": "p1", "answer": "42",
+     "candidates": [{"text": "... The answer is 42.", "score": 0.91, "answer": "42"}, ...]}
+
+`answer` is the reference. Per candidate, `text` is the solution; `answer` (optional) is its final answer,
+otherwise extracted from `text` (see `grading.extract_answer`); `score` (optional) is its verifier / PRM score,
+needed for best-of-k and weighted majority. Answers are grouped by mathematical equivalence before voting,
+and voting picks exactly as the search engine does (`aggregate.select`). A problem with fewer than k
+candidates uses all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tdrm_search.aggregate import answer_key, select
+from tdrm_search.datasets import read_jsonl
+from tdrm_search.grading import extract_answer, is_equivalent
+from tdrm_search.types import Trajectory
+
+METRICS = ("pass", "majority", "best", "weighted_majority")
+
+
+@dataclass
+class Scored:
+    """One problem's candidates, answers grouped by equivalence, with whether each group is correct."""
+
+    id: str
+    candidates: list[Trajectory]  # answer = its group's representative
+    correct: dict[str, bool]  # representative answer -> equals the reference
+    has_scores: bool
+
+    def is_correct(self, chosen: Trajectory | None) -> bool:
+        return chosen is not None and chosen.answer is not None and self.correct[chosen.answer]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), with k capped at n."""
+    k = min(k, n)
+    if n == 0:
+        return 0.0
+    return 1.0 if n - c < k else 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def score_problem(row: dict[str, Any], index: int) -> Scored:
+    """Group a problem's candidate answers by equivalence and mark which groups match the reference."""
+    gold = row.get("answer")
+    representatives: list[str] = []
+    candidates = []
+    for cand in row["candidates"]:
+        answer = cand.get("answer") or extract_answer(cand.get("text"))
+        if answer is not None:
+            answer = str(answer)
+            answer = next((r for r in representatives if answer_key(r) == answer_key(answer) or is_equivalent(answer, r)), answer)
+            if answer not in representatives:
+                representatives.append(answer)
+        score = cand.get("score")
+        candidates.append(Trajectory([cand.get("text") or ""], [], 0.0 if score is None else float(score), answer, "eos", 0, -1))
+    return Scored(
+        id=str(row.get("id", index)),
+        candidates=candidates,
+        correct={r: gold is not None and is_equivalent(r, str(gold)) for r in representatives},
+        has_scores=bool(row["candidates"]) and all(c.get("score") is not None for c in row["candidates"]),
+    )
+
+
+def metrics_at_k(problem: Scored, k: int, samples: int, rng: random.Random) -> dict[str, float | None]:
+    """One problem's metrics at k; voting metrics average over `samples` random k-subsets (1: the first k)."""
+    n = len(problem.candidates)
+    c = sum(problem.is_correct(t) for t in problem.candidates)
+    subsets = [problem.candidates[:k]] if samples == 1 or k >= n else [rng.sample(problem.candidates, k) for _ in range(samples)]
+    out: dict[str, float | None] = {"pass": pass_at_k(n, c, k)}
+    for metric, how in (("majority", "majority"), ("best", "argmax"), ("weighted_majority", "weighted_majority")):
+        if how != "majority" and not problem.has_scores:
+            out[metric] = None
+        else:
+            out[metric] = sum(problem.is_correct(select(s, how)) for s in subsets) / len(subsets)
+    return out
+
+
+def rerank(path: str | Path, ks: list[int] | None = None, samples: int = 1, seed: int = 0) -> list[dict[str, Any]]:
+    """Mean metrics over the file's problems, one row per k (default: powers of two up to the most candidates).
+
+    A metric that needs scores is averaged over the problems whose candidates all have one (None if none do).
+    """
+    problems = [score_problem(row, lineno) for lineno, row in read_jsonl(path)]
+    if not problems:
+        raise ValueError(f"{path}: no problems")
+    most = max(len(p.candidates) for p in problems)
+    ks = ks or [2**i for i in range(most.bit_length()) if 2**i <= most]
+    rng = random.Random(seed)
+    rows = []
+    for k in ks:
+        per_problem = [metrics_at_k(p, k, samples, rng) for p in problems]
+        row: dict[str, Any] = {"k": k, "problems": len(problems)}
+        for metric in METRICS:
+            values = [m[metric] for m in per_problem if m[metric] is not None]
+            row[metric] = sum(values) / len(values) if values else None
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: one line per k."""
+    header = ["k", "problems", "pass@k", "maj@k", "best@k", "wmaj@k"]
+    lines = ["  ".join(f"{h:>8}" for h in header)]
+    for row in rows:
+        cells = [str(row["k"]), str(row["problems"])] + ["-" if row[m] is None else f"{row[m]:.4f}" for m in METRICS]
+        lines.append("  ".join(f"{c:>8}" for c in cells))
+    return "\n".join(lines)
