@@ -1,0 +1,285 @@
+"""A reward for RL with verifiable rewards: the grader's verdict, optionally combined with a PRM.
+
+Modes (method.md, sections 1-2):
+    rule        the verifiable reward only;
+    mix         TDRM: w * PRM + (1 - w) * rule, the PRM's trajectory value a probability in [0, 1];
+    clip        process rewards min(r_k - eta, 0) * scale: never positive, so extra steps never pay;
+    delta       process rewards r_k - r_{k+1} (last: r_K), times scale: the sum telescopes to r_1;
+    clip_delta  clip, then delta: the sum is min(r_1 - eta, 0) * scale.
+In every mode the success (rule) reward sits at the last step, so a trajectory's scalar reward is the sum of
+its per-step rewards. An item that cannot be scored (no reference answer, invalid PRM values) abstains:
+reward None and an `error` saying why; adapters turn that into None (TRL) or a documented neutral value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tdrm_search.aggregate import AGGREGATIONS, aggregate
+from tdrm_search.grading import extract_answer, grade
+from tdrm_search.prms.base import PRM, ScoreOutput, ScoreRequest, check_scores
+from tdrm_search.scheduler import split_steps
+from tdrm_search.types import Problem
+
+log = logging.getLogger(__name__)
+
+MODES = ("rule", "mix", "clip", "delta", "clip_delta")
+
+
+# ---------------------------------------------------------------- refinements (arXiv 2410.15115)
+
+
+def clip_rewards(scores: Sequence[float], eta: float, scale: float = 1.0) -> list[float]:
+    """Clip: scale * min(r_k - eta, 0) for each step value r_k."""
+    return [scale * min(r - eta, 0.0) for r in scores]
+
+
+def delta_rewards(scores: Sequence[float], scale: float = 1.0) -> list[float]:
+    """Delta: scale * (r_k - r_{k+1}) for k < K and scale * r_K for the last step."""
+    values = list(scores)
+    return [scale * (r - nxt) for r, nxt in zip(values, values[1:] + [0.0])]
+
+
+def clip_delta_rewards(scores: Sequence[float], eta: float, scale: float = 1.0) -> list[float]:
+    """Clip-Delta: Delta applied to the clipped values; the return from step t is scale * min(r_t - eta, 0)."""
+    return delta_rewards(clip_rewards(scores, eta), scale)
+
+
+REFINEMENTS: dict[str, Callable[[Sequence[float], RewardConfig], list[float]]] = {
+    "clip": lambda s, cfg: clip_rewards(s, cfg.eta, cfg.scale),
+    "delta": lambda s, cfg: delta_rewards(s, cfg.scale),
+    "clip_delta": lambda s, cfg: clip_delta_rewards(s, cfg.eta, cfg.scale),
+}
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """How rewards are computed. `eta` and `scale` apply to clip/delta; `weight`, `aggregation` and
+    `drop_answer_step` to mix. `grade_timeout_s` bounds each answer comparison (None: in-thread, bounded
+    only by the grader's input guard)."""
+
+    mode: str = "mix"
+    correct: float = 1.0
+    incorrect: float = 0.0
+    weight: float = 0.2
+    aggregation: str = "last"
+    drop_answer_step: bool = False
+    eta: float = 0.5
+    scale: float = 1.0
+    delimiter: str = "\n\n"
+    grade_timeout_s: float | None = 5.0
+    grade_workers: int = 4
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown reward mode {self.mode!r}; choose one of {list(MODES)}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"weight must lie in [0, 1], got {self.weight}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {sorted(AGGREGATIONS)}")
+        for name in ("correct", "incorrect", "eta", "scale"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
+        if not self.delimiter:
+            raise ValueError("delimiter must not be empty")
+        if self.grade_workers < 1:
+            raise ValueError(f"grade_workers must be >= 1, got {self.grade_workers}")
+
+    @property
+    def uses_prm(self) -> bool:
+        return self.mode != "rule"
+
+
+@dataclass(frozen=True)
+class RewardItem:
+    """One completion to reward. `completion_ids` (with a decode function given to `score`) makes step ends
+    token positions; `meta` is the problem's checker metadata (needed only by the oracle PRM)."""
+
+    question: str
+    completion: str
+    reference: str | None
+    completion_ids: Sequence[int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RewardOutput:
+    """A trajectory's scalar reward (None: abstain) and its per-step rewards.
+
+    step_rewards[k] is placed where step k ends: char_ends[k] (index of its last character in the completion)
+    and, when token ids were given, token_ends[k] (index of its last token). sum(step_rewards) == reward.
+    """
+
+    reward: float | None
+    rule: float | None
+    prm: float | None  # the PRM's trajectory value (aggregated) in [0, 1], when a PRM scored it
+    step_scores: list[float]
+    step_rewards: list[float]
+    char_ends: list[int]
+    token_ends: list[int] | None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Steps:
+    texts: list[str]
+    char_ends: list[int]
+    token_ends: list[int] | None
+
+
+def _merge_blank(pieces: list[Any], texts: list[str]) -> tuple[list[Any], list[str]]:
+    """Fold white-space-only pieces into the piece before them (a run of delimiters is one step end)."""
+    out_pieces: list[Any] = []
+    out_texts: list[str] = []
+    for piece, text in zip(pieces, texts):
+        if out_texts and not text.strip():
+            out_pieces[-1] = out_pieces[-1] + piece
+            out_texts[-1] += text
+        else:
+            out_pieces.append(piece)
+            out_texts.append(text)
+    if out_texts and not out_texts[0].strip():  # leading blank: no step at all when nothing else
+        if len(out_texts) == 1:
+            return [], []
+        out_pieces[1], out_texts[1] = out_pieces[0] + out_pieces[1], out_texts[0] + out_texts[1]
+        out_pieces, out_texts = out_pieces[1:], out_texts[1:]
+    return out_pieces, out_texts
+
+
+def _cumulative_ends(lengths: list[int]) -> list[int]:
+    ends, total = [], 0
+    for n in lengths:
+        total += n
+        ends.append(total - 1)
+    return ends
+
+
+def split_completion(completion: str, delimiter: str, completion_ids: Sequence[int] | None = None,
+                     decode: Callable[[list[int]], str] | None = None) -> Steps:
+    """Steps of a completion (delimiter kept with the step it ends), with where each ends in characters
+    and, given token ids and a decode function, in tokens. Blank text gives no step."""
+    if completion_ids is not None and decode is not None:
+        pieces = split_steps(list(completion_ids), decode, delimiter)
+        pieces, texts = _merge_blank(pieces, [decode(p) for p in pieces])
+        return Steps(texts, _cumulative_ends([len(t) for t in texts]), _cumulative_ends([len(p) for p in pieces]))
+    texts = [t for t in re.split(f"(?<={re.escape(delimiter)})", completion) if t]
+    _, texts = _merge_blank(texts, texts)
+    return Steps(texts, _cumulative_ends([len(t) for t in texts]), None)
+
+
+def question_from_prompt(prompt: str, template: str | None) -> str:
+    """The question inside a rendered prompt, given the template that rendered it (with `{question}`), e.g.
+    "Q: {question}\\nA:\\n"; the whole prompt when there is no template or it does not match."""
+    if not template:
+        return prompt
+    head, _, tail = template.partition("{question}")
+    pattern = re.escape(head) + "(.*)" + re.escape(tail)
+    match = re.fullmatch(pattern, prompt, flags=re.DOTALL) or re.search(pattern, prompt, flags=re.DOTALL)
+    return match.group(1) if match else prompt
+
+
+# ---------------------------------------------------------------- the reward function
+
+
+class RewardFunction:
+    """Rewards a batch of completions: one grading pass (threads, bounded time each) and one PRM call."""
+
+    def __init__(self, config: RewardConfig | None = None, prm: PRM | None = None):
+        self.config = config or RewardConfig()
+        if self.config.uses_prm and prm is None:
+            raise ValueError(f"reward mode {self.config.mode!r} needs a PRM; use mode 'rule' without one")
+        self.prm = prm if self.config.uses_prm else None
+        self._pool = ThreadPoolExecutor(self.config.grade_workers, thread_name_prefix="tdrm-grade")
+
+    @classmethod
+    def load(cls, prm: str | None = None, backend: str = "hf", **config: Any) -> RewardFunction:
+        """A reward function with an engine PRM by spec ("lab", "oracle" or a PRM folder; see `load_prm`)."""
+        cfg = RewardConfig(**config)
+        if not cfg.uses_prm:
+            return cls(cfg)
+        from tdrm_search.loading import load_prm
+
+        return cls(cfg, load_prm(prm, backend=backend))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def rule(self, item: RewardItem) -> float:
+        ok = grade(item.completion, item.reference, self.config.grade_timeout_s)
+        return self.config.correct if ok else self.config.incorrect
+
+    def prm_steps(self, steps: Steps) -> tuple[str, ...]:
+        """The steps the PRM scores: all of them, or for mix with drop_answer_step the solution without its
+        final-answer paragraph (kept when it is the only step)."""
+        texts = tuple(t.strip() for t in steps.texts)
+        cfg = self.config
+        if cfg.mode == "mix" and cfg.drop_answer_step and len(texts) > 1 and extract_answer(texts[-1]) is not None:
+            return texts[:-1]
+        return texts
+
+    def _prm_scores(self, requests: list[ScoreRequest]) -> list[list[float] | str]:
+        """Each request's step values, or an error message for the requests the PRM failed on."""
+        if not requests:
+            return []
+        try:
+            output = self.prm.score(requests)
+            if len(output.scores) != len(requests):
+                raise ValueError(f"PRM returned {len(output.scores)} score lists for {len(requests)} requests")
+        except Exception as err:  # a PRM failure must not crash a trainer: the batch abstains
+            log.warning("PRM failed on a batch of %d: %s: %s", len(requests), type(err).__name__, err)
+            return [f"PRM failed: {err}"] * len(requests)
+        out: list[list[float] | str] = []
+        for request, scores in zip(requests, output.scores):
+            try:
+                check_scores([request], ScoreOutput([scores], [0], [0]))
+                out.append([float(s) for s in scores])
+            except ValueError as err:
+                log.warning("%s", err)
+                out.append(str(err))
+        return out
+
+    def score(self, items: Sequence[RewardItem], decode: Callable[[list[int]], str] | None = None) -> list[RewardOutput]:
+        """Rewards for all items, in order; never raises on bad items (they abstain with an error)."""
+        cfg = self.config
+        steps = [split_completion(i.completion or "", cfg.delimiter, i.completion_ids, decode) for i in items]
+        gradable = [k for k, item in enumerate(items) if item.reference is not None and str(item.reference).strip()]
+        rules = dict(zip(gradable, self._pool.map(self.rule, [items[k] for k in gradable])))
+        scored = [k for k in gradable if steps[k].texts] if cfg.uses_prm else []
+        requests = [
+            ScoreRequest(Problem(items[k].question, items[k].reference, meta=dict(items[k].meta)), self.prm_steps(steps[k]))
+            for k in scored
+        ]
+        values = dict(zip(scored, self._prm_scores(requests)))
+        return [self._combine(rules.get(k), steps[k], values.get(k)) for k in range(len(items))]
+
+    def _combine(self, rule: float | None, steps: Steps, values: list[float] | str | None) -> RewardOutput:
+        """The success reward at the last step, process rewards (clip/delta) at every step."""
+        cfg = self.config
+        n = len(steps.texts)
+        result = RewardOutput(None, rule, None, [], [0.0] * n, steps.char_ends, steps.token_ends)
+        if rule is None or isinstance(values, str):
+            result.error = values if isinstance(values, str) else "no reference answer: cannot grade"
+            return result
+        process, terminal = [0.0] * n, rule
+        if values is not None:
+            result.step_scores, result.prm = values, aggregate(values, cfg.aggregation)
+            if cfg.mode == "mix":
+                terminal = cfg.weight * result.prm + (1 - cfg.weight) * rule
+            else:
+                process = REFINEMENTS[cfg.mode](values, cfg)
+        if n:
+            process[-1] += terminal
+        result.step_rewards, result.reward = process, sum(process) if n else terminal
+        return result
