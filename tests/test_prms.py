@@ -1,0 +1,74 @@
+"""PRM configs, encodings and the two backends' agreement, on real models."""
+
+from __future__ import annotations
+
+import pytest
+
+from tdrm_search.prms.base import ScoreRequest
+from tdrm_search.prms.config import PRESETS, PRMConfig
+from tdrm_search.prms.encoding import encode_path
+from tdrm_search.prms.hf import HFPRM
+from tdrm_search.types import Problem
+
+PROBLEM = Problem("Sam has 7 coins. He finds 5. Each coin becomes 3. How many coins now?", "36")
+STEPS = ("7 + 5 = 12\n\n", "12 * 3 = 36\n\n", "The answer is 36.")
+
+
+def test_config_round_trip_and_clear_errors(tmp_path):
+    PRMConfig(step_tag="<|step|>", aggregation="min").save(tmp_path)
+    assert PRMConfig.load(tmp_path).aggregation == "min"
+    with pytest.raises(FileNotFoundError, match="tdrm_prm.json"):
+        PRMConfig.load(tmp_path / "missing")
+    with pytest.raises(ValueError, match="head"):
+        PRMConfig(head="value")
+    with pytest.raises(ValueError, match="good_token"):
+        PRMConfig(head="lm", good_token=None)
+    (tmp_path / "tdrm_prm.json").write_text('{"head": "lm", "colour": "red"}')
+    with pytest.raises(ValueError, match="colour"):
+        PRMConfig.load(tmp_path)
+
+
+def test_a_path_encodes_as_a_prefix_of_its_extensions(random_prm_dir):
+    prm = HFPRM(random_prm_dir)
+    short = encode_path(prm.tokenizer, prm.config, PROBLEM.question, STEPS[:2])
+    full = encode_path(prm.tokenizer, prm.config, PROBLEM.question, STEPS)
+    assert full.ids[: len(short.ids)] == short.ids and full.ends[:2] == short.ends
+    assert [full.ids[e] for e in full.ends] == [prm.tokenizer.convert_tokens_to_ids("<|step|>")] * 3
+
+
+def test_hf_scores_alone_equal_scores_in_a_padded_batch(random_prm_dir):
+    prm = HFPRM(random_prm_dir)
+    alone = prm.score([ScoreRequest(PROBLEM, STEPS)]).scores[0]
+    batch = prm.score([ScoreRequest(PROBLEM, STEPS[:1]), ScoreRequest(PROBLEM, STEPS), ScoreRequest(PROBLEM, STEPS, 2)])
+    assert batch.scores[1] == pytest.approx(alone, abs=1e-6)
+    assert batch.scores[0] == pytest.approx(alone[:1], abs=1e-6)
+    assert batch.scores[2] == pytest.approx(alone[2:], abs=1e-6)
+
+
+def test_a_missing_read_out_token_is_a_clear_error(random_prm_dir):
+    with pytest.raises(ValueError, match="good_token"):
+        HFPRM(random_prm_dir, config=PRMConfig(good_token="<|nope|>"))
+
+
+@pytest.mark.vllm
+def test_vllm_and_hf_prms_agree_and_vllm_reuses_its_cache(random_prm_dir, vllm_random_prm):
+    requests = [ScoreRequest(PROBLEM, STEPS[:k]) for k in (1, 2, 3)]
+    hf = HFPRM(random_prm_dir).score(requests).scores
+    first = vllm_random_prm.score(requests)
+    for a, b in zip(hf, first.scores):
+        assert b == pytest.approx(a, abs=1e-4)
+    again = vllm_random_prm.score([ScoreRequest(PROBLEM, STEPS, start=2)])
+    assert again.cached_tokens[0] > 0  # the first two steps' prefix came from the cache
+
+
+@pytest.mark.slow
+def test_external_prm_config_on_a_real_pretrained_model(tmp_path):
+    """SmolLM2-135M read as a Math-Shepherd-style PRM: the preset's format on a real BPE tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tdrm_search.smollm2 import smollm2_path
+
+    path = smollm2_path()
+    prm = HFPRM(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), PRESETS["math_shepherd"])
+    out = prm.score([ScoreRequest(PROBLEM, STEPS)])
+    assert len(out.scores[0]) == 3 and all(0 <= v <= 1 for v in out.scores[0])
