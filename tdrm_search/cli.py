@@ -13,6 +13,7 @@ import sys
 COMMANDS = [
     "tdrm_search.commands.search",
     "tdrm_search.commands.rerank",
+    "tdrm_search.commands.bench",
 ]
 
 

@@ -311,7 +311,12 @@ _worker = _Worker()
 
 
 def check_equivalent(pred: str | None, gold: str | None, timeout_s: float) -> bool:
-    """`is_equivalent` in a worker process, bounded by `timeout_s` seconds; raises GradingTimeout past it."""
+    """`is_equivalent` in a worker process, bounded by `timeout_s` seconds; raises GradingTimeout past it.
+
+    Identical strings are answered here, without the worker.
+    """
+    if pred is not None and gold is not None and pred.strip() == gold.strip() != "":
+        return True
     return _worker.equivalent(pred, gold, timeout_s)
 
 

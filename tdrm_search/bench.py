@@ -1,0 +1,252 @@
+"""The benchmark runner: a dataset x method x budget x seed grid, one JSONL record per (problem, method, n, seed).
+
+Records are appended (orjson), flushed and fsynced one at a time. Re-running resumes: keys already in the file
+are skipped, and a torn last line (a run killed mid-write) is cut off first, so a kill loses at most the record
+in flight. A problem whose search or grading fails is recorded with status "failed" and its reason.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tdrm_search.grading import GradingTimeout, check_equivalent
+from tdrm_search.types import Problem, SearchResult
+
+log = logging.getLogger(__name__)
+
+SearchFn = Callable[..., list[SearchResult]]  # search_batch(problems, policy, prm, method=, n=, seed=, **options)
+Key = tuple[str, str, str, int, int]  # dataset, problem id, method, n, seed
+
+
+def record_key(record: dict[str, Any]) -> Key:
+    return (record["dataset"], record["id"], record["method"], int(record["n"]), int(record["seed"]))
+
+
+class RecordLog:
+    """An append-only JSONL of records, opened for resuming: torn tail cut off, exclusive lock while open."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise ValueError(f"{self.path} is in use by another bench run") from None
+        self.records = self._recover()
+
+    def _recover(self) -> list[dict[str, Any]]:
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            log.warning("%s: cutting off a torn last line (%d bytes) left by an interrupted run", self.path, len(data) - end)
+            os.ftruncate(self._fd, end)
+            os.fsync(self._fd)
+        records = []
+        for lineno, line in enumerate(data[:end].splitlines(), start=1):
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                log.warning("%s:%d: ignoring a malformed record", self.path, lineno)
+        return records
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record as one line, durably (a single write, then fsync)."""
+        os.write(self._fd, orjson.dumps(record) + b"\n")
+        os.fsync(self._fd)
+        self.records.append(record)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> RecordLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What to run: datasets (name -> problems), methods, budgets n and seeds; extra options go to search."""
+
+    datasets: dict[str, list[Problem]]
+    methods: Sequence[str]
+    budgets: Sequence[int]
+    seeds: Sequence[int] = (0,)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def cells(self) -> Iterator[tuple[str, str, int, int]]:
+        for dataset in self.datasets:
+            for method in self.methods:
+                for n in self.budgets:
+                    for seed in self.seeds:
+                        yield dataset, method, n, seed
+
+
+def problem_id(problem: Problem, index: int) -> str:
+    return problem.id if problem.id is not None else str(index)
+
+
+def _record(dataset: str, problem: Problem, pid: str, method: str, n: int, seed: int) -> dict[str, Any]:
+    return {"dataset": dataset, "id": pid, "method": method, "n": n, "seed": seed, "gold": problem.answer,
+            "level": problem.meta.get("level"), "subject": problem.meta.get("subject")}
+
+
+def result_record(base: dict[str, Any], result: SearchResult, wall_s: float, grader_timeout: float) -> dict[str, Any]:
+    """A finished search as a record; a grader timeout makes it a failed one."""
+    stats = dict(result.stats)
+    record = {**base, "status": "ok", "error": None, "answer": result.answer,
+              "score": result.best.score if result.best is not None else None,
+              "generated_tokens": int(stats.get("generated_tokens", 0)), "wall_s": wall_s, "stats": stats}
+    gold = base["gold"]
+    try:
+        record["correct"] = None if gold is None else result.answer is not None and check_equivalent(result.answer, gold, grader_timeout)
+    except GradingTimeout as err:
+        record.update(status="failed", error=f"grader timeout: {err}", correct=False)
+    return record
+
+
+def failed_record(base: dict[str, Any], err: BaseException) -> dict[str, Any]:
+    return {**base, "status": "failed", "error": f"{type(err).__name__}: {err}", "answer": None, "score": None,
+            "correct": False, "generated_tokens": 0, "wall_s": None, "stats": {}}
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def run_bench(
+    grid: Grid,
+    out: str | Path,
+    policy: Any = None,
+    prm: Any = None,
+    search_fn: SearchFn | None = None,
+    batch_size: int = 8,
+    grader_timeout: float = 10.0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run what `out` does not hold yet; return every record of the file (earlier runs' included).
+
+    `search_fn` defaults to the engine's `search_batch`. Problems go to it in chunks of `batch_size`; a chunk
+    that raises is retried one problem at a time, and a problem that still fails is recorded as failed.
+    """
+    if search_fn is None:
+        from tdrm_search.search import search_batch as search_fn
+    from tqdm import tqdm
+
+    with RecordLog(out) as results:
+        done = {record_key(r) for r in results.records}
+        todo = [(cell, [(i, p) for i, p in enumerate(grid.datasets[cell[0]]) if (cell[0], problem_id(p, i), *cell[1:]) not in done])
+                for cell in grid.cells()]
+        total = sum(len(problems) for _, problems in todo)
+        bar = tqdm(total=total, desc="bench", disable=not progress, dynamic_ncols=True)
+        correct = finished = 0
+        for (dataset, method, n, seed), problems in todo:
+            for chunk in _chunks(problems, batch_size):
+                for record in _run_chunk(chunk, dataset, method, n, seed, grid.options, policy, prm, search_fn, grader_timeout):
+                    results.append(record)
+                    finished += 1
+                    correct += bool(record["correct"])
+                    bar.update(1)
+                    bar.set_postfix(acc=f"{correct / finished:.3f}", refresh=False)
+        bar.close()
+        return results.records
+
+
+def _run_chunk(chunk: list[tuple[int, Problem]], dataset: str, method: str, n: int, seed: int, options: dict[str, Any],
+               policy: Any, prm: Any, search_fn: SearchFn, grader_timeout: float) -> Iterator[dict[str, Any]]:
+    """Records of one chunk: searched together, or one by one when the chunk fails."""
+    bases = [_record(dataset, p, problem_id(p, i), method, n, seed) for i, p in chunk]
+    problems = [p for _, p in chunk]
+    start = time.perf_counter()
+    try:
+        results = search_fn(problems, policy, prm, method=method, n=n, seed=seed, **options)
+        if len(results) != len(problems):
+            raise RuntimeError(f"search returned {len(results)} results for {len(problems)} problems")
+    except Exception as err:
+        if len(chunk) == 1:
+            log.warning("%s %s: search failed: %s: %s", dataset, bases[0]["id"], type(err).__name__, err)
+            yield failed_record(bases[0], err)
+            return
+        log.warning("%s: a chunk of %d failed (%s); retrying one by one", dataset, len(chunk), err)
+        for item in chunk:
+            yield from _run_chunk([item], dataset, method, n, seed, options, policy, prm, search_fn, grader_timeout)
+        return
+    wall_s = (time.perf_counter() - start) / len(chunk)
+    for base, result in zip(bases, results):
+        yield result_record(base, result, wall_s, grader_timeout)
+
+
+# ---------------------------------------------------------------- summary and plots
+
+
+def summarize(records: Iterable[dict[str, Any]], by: Sequence[str] = ("dataset", "method", "n")) -> list[dict[str, Any]]:
+    """Accuracy (failed records count as wrong), failures, mean generated tokens and seconds per problem, per group."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[tuple(r.get(k) for k in by)].append(r)
+    rows = []
+    for key in sorted(groups, key=lambda k: tuple((v is None, v if isinstance(v, (int, float)) else str(v)) for v in k)):
+        rs = groups[key]
+        ok = [r for r in rs if r["status"] == "ok"]
+        rows.append({**dict(zip(by, key)), "problems": len(rs), "failed": len(rs) - len(ok),
+                     "accuracy": sum(bool(r["correct"]) for r in rs) / len(rs),
+                     "mean_tokens": sum(r["generated_tokens"] for r in ok) / len(ok) if ok else None,
+                     "s_per_problem": sum(r["wall_s"] for r in ok) / len(ok) if ok else None})
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of summary rows."""
+    if not rows:
+        return "(no records)"
+    cols = list(rows[0])
+    cell = lambda v: "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    widths = {c: max(len(c), *(len(cell(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.rjust(widths[c]) for c in cols)]
+    lines += ["  ".join(cell(r[c]).rjust(widths[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """Per dataset, two PNGs from `summarize` rows: accuracy vs budget n, and vs mean generated tokens."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        for x, label in (("n", "budget n"), ("mean_tokens", "mean generated tokens per problem")):
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            for method in sorted({r["method"] for r in rows if r["dataset"] == dataset}):
+                points = sorted((r[x], r["accuracy"]) for r in rows if r["dataset"] == dataset and r["method"] == method and r[x] is not None)
+                if points:
+                    ax.plot(*zip(*points), marker="o", label=method)
+            ax.set_xscale("log", base=2 if x == "n" else 10)
+            ax.set(xlabel=label, ylabel="accuracy", title=dataset, ylim=(0, 1.02))
+            ax.legend()
+            ax.grid(alpha=0.3)
+            stem = re.sub(r"[^\w.-]+", "_", dataset)
+            path = out_dir / f"{stem}_accuracy_vs_{'budget' if x == 'n' else 'tokens'}.png"
+            fig.tight_layout()
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            paths.append(path)
+    return paths

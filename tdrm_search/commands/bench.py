@@ -1,0 +1,54 @@
+"""`tdrm bench`: run a dataset x method x budget x seed grid into a resumable JSONL, then summarise and plot."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import orjson
+
+from tdrm_search import bench
+from tdrm_search.commands.search import add_engine_args, parse_options
+from tdrm_search.config import METHODS
+from tdrm_search.datasets import load_dataset
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmark search methods and budgets on datasets (resumable)")
+    parser.add_argument("--dataset", "-d", action="append", required=True, metavar="NAME[=PATH]",
+                        help="gsm8k, math, math500, lab, jsonl or hf:owner/name, optionally =a local JSONL (repeatable)")
+    parser.add_argument("--method", "-m", nargs="+", choices=METHODS, default=["beam"])
+    parser.add_argument("--budget", "-n", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--seed", type=int, nargs="+", default=[0])
+    parser.add_argument("--limit", type=int, help="first N problems of each dataset (after level/subject filters)")
+    parser.add_argument("--level", type=int, nargs="+", help="MATH levels to keep")
+    parser.add_argument("--subject", nargs="+", help="MATH subjects to keep")
+    parser.add_argument("--out", type=Path, required=True, help="results JSONL (appended to; re-running resumes)")
+    parser.add_argument("--plots", type=Path, help="folder for PNG plots and summary.json (default: beside --out)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grader-timeout", type=float, default=10.0, help="seconds per answer comparison")
+    parser.add_argument("--no-progress", action="store_true")
+    add_engine_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tdrm_search.loading import load_policy, load_prm
+
+    datasets = {}
+    for spec in args.dataset:
+        name, _, path = spec.partition("=")
+        datasets[name] = load_dataset(name, path or None, limit=args.limit, levels=args.level, subjects=args.subject)
+    grid = bench.Grid(datasets, args.method, args.budget, args.seed, parse_options(args.option))
+    records = bench.run_bench(grid, args.out, load_policy(args.policy, args.backend), load_prm(args.prm, args.backend),
+                              batch_size=args.batch_size, grader_timeout=args.grader_timeout, progress=not args.no_progress)
+    rows = bench.summarize(records)
+    print(bench.format_rows(rows))
+    levels = bench.summarize([r for r in records if r.get("level") is not None], by=("dataset", "method", "n", "level"))
+    if levels:
+        print("\nper level:\n" + bench.format_rows(levels))
+    plots = args.plots or args.out.parent
+    for path in bench.plot(rows, plots):
+        print("wrote", path)
+    (plots / "summary.json").write_bytes(orjson.dumps({"summary": rows, "per_level": levels}, option=orjson.OPT_INDENT_2))
+    return 0
