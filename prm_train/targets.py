@@ -1,0 +1,135 @@
+"""Step targets for PRM training: pure functions of one rollout (and, where they bootstrap, its values).
+
+Notation (0-based, see docs/method.md): a rollout has steps 0..T-1; s_t is the state after step t; s_{T-1} is
+terminal and z ∈ {0, 1} its verifiable outcome. `values[t]` = V(s_t) from the current model (never
+differentiated); `rewards[t]` = r_t, the shaped reward of the transition s_t → s_{t+1} (t < T-1, default 0).
+Bootstrapping reads B_j = V(s_j) for j < T-1 and B_{T-1} = z: a return that reaches the end stops at the
+outcome. Every target is clipped to [0, 1] after it is computed.
+
+  outcome      y_t = z
+  MC (hard)    y_t = 1 if any of m completions from s_t succeeds else 0;   y_{T-1} = z
+  MC (soft)    y_t = successes / m;                                        y_{T-1} = z
+  n-step       y_t = Σ_{k<m} γ^k r_{t+k} + γ^m B_{t+m},   m = min(n, T-1-t);   y_{T-1} = z
+  TD(0)        n-step with n = 1: y_t = r_t + γ B_{t+1}
+  TD(λ)        y_t = (1-λ) Σ_{n=1}^{N-1} λ^{n-1} G_t^(n) + λ^{N-1} G_t^(N),  N = T-1-t  (tail on the full return)
+               computed backwards: G_t = r_t + γ [(1-λ) B_{t+1} + λ G_{t+1}],  G_{T-1} = z
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prm_train.data import Rollout
+
+KINDS = ("outcome", "mc_hard", "mc_soft", "td0", "nstep", "td_lambda")
+BOOTSTRAPPED = ("td0", "nstep", "td_lambda")
+
+
+def clip01(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+def _check(values: Sequence[float] | None, rewards: Sequence[float] | None, T: int, gamma: float) -> list[float]:
+    if T < 1:
+        raise ValueError("a rollout needs at least one step")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    if values is not None:
+        if len(values) != T:
+            raise ValueError(f"{len(values)} values for {T} steps")
+        if any(not 0.0 <= v <= 1.0 for v in values):
+            raise ValueError(f"values must lie in [0, 1], got {list(values)}")
+    if rewards is None:
+        return [0.0] * (T - 1)
+    if len(rewards) != T - 1:
+        raise ValueError(f"{len(rewards)} rewards for {T - 1} transitions")
+    return list(rewards)
+
+
+def _bootstrap(values: Sequence[float], outcome: float) -> list[float]:
+    """B_j: the model's value before the end, the outcome at the terminal state."""
+    return list(values[:-1]) + [outcome]
+
+
+def outcome_targets(T: int, outcome: float) -> list[float]:
+    _check(None, None, T, 1.0)
+    return [clip01(outcome)] * T
+
+
+def mc_targets(successes: Sequence[int], samples: int, outcome: float, hard: bool) -> list[float]:
+    """Math-Shepherd labels from `samples` completions per non-terminal prefix; the terminal step gets z."""
+    if samples < 1 or any(not 0 <= s <= samples for s in successes):
+        raise ValueError(f"MC counts {list(successes)} must lie in [0, {samples}] with samples >= 1")
+    labels = [float(s > 0) if hard else s / samples for s in successes]
+    return labels + [clip01(outcome)]
+
+
+def n_step_targets(values: Sequence[float], outcome: float, n: int, gamma: float,
+                   rewards: Sequence[float] | None = None) -> list[float]:
+    T = len(values)
+    r = _check(values, rewards, T, gamma)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    B = _bootstrap(values, outcome)
+    out = []
+    for t in range(T - 1):
+        m = min(n, T - 1 - t)
+        ret = sum(gamma**k * r[t + k] for k in range(m)) + gamma**m * B[t + m]
+        out.append(clip01(ret))
+    return out + [clip01(outcome)]
+
+
+def td0_targets(values: Sequence[float], outcome: float, gamma: float,
+                rewards: Sequence[float] | None = None) -> list[float]:
+    return n_step_targets(values, outcome, 1, gamma, rewards)
+
+
+def td_lambda_targets(values: Sequence[float], outcome: float, gamma: float, lam: float,
+                      rewards: Sequence[float] | None = None) -> list[float]:
+    T = len(values)
+    r = _check(values, rewards, T, gamma)
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lambda must lie in [0, 1], got {lam}")
+    B = _bootstrap(values, outcome)
+    G = [0.0] * T
+    G[T - 1] = outcome
+    for t in range(T - 2, -1, -1):
+        G[t] = r[t] + gamma * ((1 - lam) * B[t + 1] + lam * G[t + 1])
+    return [clip01(g) for g in G]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Which targets to train on. `step_reward` is a constant shaped reward r_t on every transition."""
+
+    kind: str = "td_lambda"
+    gamma: float = 1.0
+    lam: float = 0.7
+    n: int = 3
+    step_reward: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown target kind {self.kind!r}; choose one of {list(KINDS)}")
+
+    @property
+    def bootstraps(self) -> bool:
+        return self.kind in BOOTSTRAPPED
+
+
+def rollout_targets(rollout: Rollout, spec: TargetSpec, values: Sequence[float] | None = None) -> list[float]:
+    """The targets of every step of `rollout`; bootstrapped kinds need the current model's `values`."""
+    T, z = len(rollout.steps), float(rollout.outcome)
+    if spec.kind == "outcome":
+        return outcome_targets(T, z)
+    if spec.kind in ("mc_hard", "mc_soft"):
+        if rollout.mc_success is None:
+            raise ValueError(f"rollout of {rollout.name!r} has no MC completions; collect with mc_samples > 0")
+        return mc_targets(rollout.mc_success, rollout.mc_samples, z, hard=spec.kind == "mc_hard")
+    if values is None:
+        raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass values")
+    rewards = [spec.step_reward] * (T - 1)
+    if spec.kind == "td_lambda":
+        return td_lambda_targets(values, z, spec.gamma, spec.lam, rewards)
+    return n_step_targets(values, z, 1 if spec.kind == "td0" else spec.n, spec.gamma, rewards)
