@@ -14,6 +14,7 @@ COMMANDS = [
     "tdrm_search.commands.search",
     "tdrm_search.commands.rerank",
     "tdrm_search.commands.bench",
+    "tdrm_search.commands.demo",
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from tdrm_search import bench
-from tdrm_search.commands.search import add_engine_args, parse_options
+from tdrm_search.commands.search import add_engine_args, load_engines, parse_options
 from tdrm_search.config import METHODS
 from tdrm_search.datasets import load_dataset
 
@@ -33,14 +33,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tdrm_search.loading import load_policy, load_prm
-
     datasets = {}
     for spec in args.dataset:
         name, _, path = spec.partition("=")
         datasets[name] = load_dataset(name, path or None, limit=args.limit, levels=args.level, subjects=args.subject)
     grid = bench.Grid(datasets, args.method, args.budget, args.seed, parse_options(args.option))
-    records = bench.run_bench(grid, args.out, load_policy(args.policy, args.backend), load_prm(args.prm, args.backend),
+    records = bench.run_bench(grid, args.out, *load_engines(args),
                               batch_size=args.batch_size, grader_timeout=args.grader_timeout, progress=not args.no_progress)
     rows = bench.summarize(records)
     print(bench.format_rows(rows))

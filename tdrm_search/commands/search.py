@@ -15,9 +15,17 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs the engine."""
     parser.add_argument("--policy", default="lab", help='model folder, or "lab" (the embedded lab policy)')
     parser.add_argument("--prm", default=None, help='PRM folder, "lab", or "oracle" (default: best shipped)')
-    parser.add_argument("--backend", choices=BACKENDS, default="vllm")
+    parser.add_argument("--backend", choices=BACKENDS, default="vllm", help="engine for the policy")
+    parser.add_argument("--prm-backend", choices=BACKENDS, help="engine for the PRM (default: --backend)")
     parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                         help="a search option (see SearchConfig), e.g. -o beam_width=2 -o temperature=0.7")
+
+
+def load_engines(args: argparse.Namespace):
+    """The policy and PRM that `add_engine_args` options name."""
+    from tdrm_search.loading import load_policy, load_prm
+
+    return load_policy(args.policy, args.backend), load_prm(args.prm, args.prm_backend or args.backend)
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -54,12 +62,10 @@ def result_dict(result) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tdrm_search.loading import load_policy, load_prm
     from tdrm_search.search import search
 
     options = parse_options(args.option)
-    policy = load_policy(args.policy, args.backend)
-    prm = load_prm(args.prm, args.backend)
+    policy, prm = load_engines(args)
     result = search(args.question, policy, prm, method=args.method, n=args.n, seed=args.seed, **options)
     if args.json:
         print(orjson.dumps(result_dict(result), option=orjson.OPT_INDENT_2).decode())
