@@ -135,5 +135,24 @@ def test_summary_and_plots(tmp_path):
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
+def test_end_to_end_with_the_engine(tmp_path, capsys):
+    """`tdrm bench` on the real engine: embedded lab policy (transformers backend) and the lab's exact checker."""
+    from tdrm_search.cli import main
+    from tdrm_search.loading import LAB_POLICY
+
+    if not LAB_POLICY.is_dir():
+        pytest.skip(f"the embedded lab policy {LAB_POLICY} is not built yet")
+    out = tmp_path / "r.jsonl"
+    argv = ["bench", "-d", "lab", "--limit", "3", "-m", "best_of_n", "beam", "-n", "1", "2", "--backend", "hf",
+            "--prm", "oracle", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    records = read(out)
+    assert len(records) == 3 * 2 * 2 and all(r["status"] == "ok" for r in records)
+    assert all(r["generated_tokens"] > 0 and isinstance(r["correct"], bool) for r in records)
+    assert (tmp_path / "lab_accuracy_vs_budget.png").exists() and (tmp_path / "summary.json").exists()
+    assert main(argv) == 0 and len(read(out)) == 12  # resumed: nothing re-run
+    assert "accuracy" in capsys.readouterr().out
+
+
 if __name__ == "__main__":  # the slow run killed by test_sigkill_mid_run_then_resume
     run_bench(grid(40, delay=0.02), sys.argv[1], search_fn=standin_search, batch_size=1, progress=False)
