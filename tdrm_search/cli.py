@@ -15,6 +15,7 @@ COMMANDS = [
     "tdrm_search.commands.rerank",
     "tdrm_search.commands.bench",
     "tdrm_search.commands.demo",
+    "rl_bridge.cli",
 ]
 
 
