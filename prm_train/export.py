@@ -1,0 +1,39 @@
+"""Write a trained PRM as a folder that `HFPRM(path)`, `VLLMPRM(path)` and `load_prm(path)` load directly:
+Hugging Face model + tokenizer files, `tdrm_prm.json` (the read-out format), `training.json` (provenance)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tdrm_search.prms.config import PRMConfig
+
+TRAINING_FILE = "training.json"
+CHECKPOINT = "checkpoint.pt"  # a training run folder is an exported PRM plus this file
+
+
+def export(model, tokenizer, config: PRMConfig, folder: str | Path, meta: dict | None = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    config.save(folder)
+    if meta is not None:
+        (folder / TRAINING_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def export_checkpoint(run_dir: str | Path, folder: str | Path) -> Path:
+    """Export the last checkpoint of a training run (`tdrm prm train --out RUN_DIR`), finished or not."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"{ckpt} not found: train with --out {run_dir} first")
+    model = AutoModelForCausalLM.from_pretrained(run_dir, dtype=torch.float32)
+    model.load_state_dict(torch.load(ckpt, weights_only=False)["model"])
+    meta_file = run_dir / TRAINING_FILE
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else None
+    return export(model, AutoTokenizer.from_pretrained(run_dir), PRMConfig.load(run_dir), folder, meta)

@@ -1,0 +1,149 @@
+"""Train a PRM: soft-label BCE from logits at step tags, batched, seeded, resumable, with online re-targeting.
+
+Bootstrapped targets (TD(0), n-step, TD(λ)) are recomputed with the current model at the start of every round
+(semi-gradient: values are read in inference mode). Round 0 has no trained model to bootstrap from, so it
+bootstraps from the outcome (V(s_t) := z), i.e. starts from the discounted Monte-Carlo return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from prm_train.data import Rollout
+from prm_train.export import CHECKPOINT, export
+from prm_train.model import check_tokenizer, encode_rollouts, load_backbone, score_paths, tag_logits
+from prm_train.targets import TargetSpec, rollout_targets
+from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.encoding import EncodedPath, pad_values
+from tdrm_search.prms.hf import HFPRM
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """`rounds` × `epochs` passes over the data; bootstrapped targets are refreshed once per round."""
+
+    targets: TargetSpec = field(default_factory=TargetSpec)
+    rounds: int = 1
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    max_len: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "epochs", "batch_size", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    losses: list[float]  # mean loss of each epoch, in order
+    seconds: float
+    steps: int
+
+
+def round_targets(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], paths: Sequence[EncodedPath],
+                  spec: TargetSpec, round_index: int) -> list[list[float]]:
+    """Each rollout's targets, cut to the steps whose tag fits the context."""
+    values: Sequence[list[float] | None] = [None] * len(rollouts)
+    if spec.bootstraps:
+        if round_index == 0:
+            values = [[float(r.outcome)] * len(r.steps) for r in rollouts]
+        else:
+            scored = score_paths(HFPRM(model, tokenizer, config), paths)
+            values = [pad_values(v, len(r.steps)) for v, r in zip(scored, rollouts)]
+            model.train()
+    return [rollout_targets(r, spec, v)[: len(p.ends)] for r, v, p in zip(rollouts, values, paths)]
+
+
+def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: TrainConfig,
+        run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+        log: Callable[[str], None] = print) -> TrainResult:
+    """Train `model` in place. With `run_dir`, a checkpoint is written after every epoch; `resume` continues
+    from it and ends with the same weights an uninterrupted run would have."""
+    if not rollouts:
+        raise ValueError("no rollouts to train on")
+    good, bad = check_tokenizer(model, tokenizer, config)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    max_len = min(cfg.max_len, model.config.max_position_embeddings)
+    paths = encode_rollouts(tokenizer, config, rollouts, max_len)
+    keep = [i for i, p in enumerate(paths) if p.ends]
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"round": 0, "epoch": 0, "targets": None, "losses": [], "steps": 0}
+    ckpt = Path(run_dir) / CHECKPOINT if run_dir else None
+    if resume and ckpt and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        if saved["config"] != cfg.to_dict():
+            raise ValueError(f"{ckpt} was written with a different training config; start a new run_dir")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        log(f"resumed {ckpt} at round {state['round']} epoch {state['epoch']}")
+    model.train()
+    started = time.perf_counter()
+    while state["round"] < cfg.rounds:
+        if state["targets"] is None:
+            state["targets"] = round_targets(model, tokenizer, config, rollouts, paths, cfg.targets, state["round"])
+        loss = run_epoch(model, opt, paths, state["targets"], keep, cfg, state, good, bad, pad, progress)
+        state["losses"].append(loss)
+        state["epoch"] += 1
+        log(f"round {state['round'] + 1}/{cfg.rounds} epoch {state['epoch']}/{cfg.epochs} loss {loss:.4f} "
+            f"({time.perf_counter() - started:.0f}s)")
+        if state["epoch"] == cfg.epochs:
+            state.update(round=state["round"] + 1, epoch=0, targets=None)
+        if ckpt:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                        "config": cfg.to_dict()}, ckpt)
+    model.eval()
+    return TrainResult(state["losses"], time.perf_counter() - started, state["steps"])
+
+
+def run_epoch(model, opt, paths, targets, keep, cfg: TrainConfig, state: dict, good: int, bad: int, pad: int,
+              progress: bool) -> float:
+    """One shuffled pass (order fixed by seed, round and epoch); returns the mean batch loss."""
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["round"] * 1_009 + state["epoch"])
+    order = [keep[i] for i in torch.randperm(len(keep), generator=gen).tolist()]
+    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    total = 0.0
+    bar = tqdm(batches, desc=f"round {state['round'] + 1} epoch {state['epoch'] + 1}", disable=not progress,
+               leave=False)
+    for batch in bar:
+        logits = tag_logits(model, [paths[i] for i in batch], good, bad, pad)
+        y = torch.tensor([t for i in batch for t in targets[i]], dtype=logits.dtype)
+        loss = F.binary_cross_entropy_with_logits(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        state["steps"] += 1
+        total += loss.item()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    return total / max(1, len(batches))
+
+
+def train_prm(base: str | Path, rollouts: Sequence[Rollout], config: PRMConfig, cfg: TrainConfig,
+              run_dir: str | Path, resume: bool = False, progress: bool = True, meta: dict | None = None,
+              log: Callable[[str], None] = print) -> TrainResult:
+    """Initialise from the causal LM at `base`, train, and leave `run_dir` an exported PRM (plus checkpoint)."""
+    model, tokenizer = load_backbone(base, cfg.seed)
+    meta = {"base": str(base), "rollouts": len(rollouts), "train": cfg.to_dict(), **(meta or {})}
+    export(model, tokenizer, config, run_dir, meta)
+    result = fit(model, tokenizer, config, rollouts, cfg, run_dir, resume, progress, log)
+    meta.update(losses=result.losses, seconds=round(result.seconds, 1), steps=result.steps)
+    export(model, tokenizer, config, run_dir, meta)
+    return result
