@@ -30,16 +30,16 @@ def problems(count: int) -> list[Problem]:
     return [Problem(f"q{i}", str(i), f"p{i}", {"level": 1 + i % 2}) for i in range(count)]
 
 
-def standin_search(batch, policy, prm, method="beam", n=4, seed=0, delay=0.0, **options):
-    """Answers even-numbered problems right and odd ones wrong; raises on a question "boom"."""
+def standin_search(batch, policy, prm, method="beam", n=4, seed=0, delay=0.0, answer=None, **options):
+    """Answers even-numbered problems right and odd ones wrong (or all with `answer`); raises on a question "boom"."""
     if any(p.question == "boom" for p in batch):
         raise RuntimeError("backend exploded")
     time.sleep(delay * len(batch))
     results = []
     for p in batch:
-        answer = p.answer if int(p.answer) % 2 == 0 else "-1"
+        chosen = answer or (p.answer if int(p.answer) % 2 == 0 else "-1")
         stats = {"generated_tokens": 10 * n, "prompt_tokens": 5, "wall_s": delay}
-        results.append(SearchResult(p, answer, None, [], nx.DiGraph(), stats, method))
+        results.append(SearchResult(p, chosen, None, [], nx.DiGraph(), stats, method))
     return results
 
 
@@ -79,10 +79,11 @@ def test_failing_problem_is_recorded_and_the_run_goes_on(tmp_path, caplog):
 
 
 def test_grader_timeout_is_a_failed_record(tmp_path):
-    records = run_bench(Grid({"toy": problems(2)}, ["beam"], [1]), tmp_path / "r.jsonl", search_fn=standin_search,
-                        grader_timeout=1e-4, progress=False)
-    assert [r["status"] for r in records] == ["ok", "failed"]  # p0: identical strings need no worker
-    assert records[1]["error"].startswith("grader timeout") and records[1]["correct"] is False
+    slow = "e^{e^{e^{10}}}"  # passes the grader's input guard; sympy needs about a second
+    records = run_bench(Grid({"toy": problems(2)}, ["beam"], [1], options={"answer": slow}), tmp_path / "r.jsonl",
+                        search_fn=standin_search, grader_timeout=0.05, progress=False)
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all(r["error"].startswith("grader timeout") and r["correct"] is False for r in records)
 
 
 def test_torn_last_line_is_cut_and_resumed(tmp_path, caplog):
