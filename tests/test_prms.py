@@ -72,3 +72,42 @@ def test_external_prm_config_on_a_real_pretrained_model(tmp_path):
     prm = HFPRM(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), PRESETS["math_shepherd"])
     out = prm.score([ScoreRequest(PROBLEM, STEPS)])
     assert len(out.scores[0]) == 3 and all(0 <= v <= 1 for v in out.scores[0])
+
+
+@pytest.fixture(scope="module")
+def qwen_prm_dir(tmp_path_factory):
+    """A random-weight model in Qwen2.5-Math-PRM's layout (Qwen2 backbone + 2-layer score head), lab tokenizer."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2Model
+
+    from tdrm_search.loading import LAB_POLICY
+    from tdrm_search.prms.qwen_prm import ARCHITECTURE
+
+    folder = tmp_path_factory.mktemp("qwen-prm")
+    tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=False, num_labels=2, architectures=[ARCHITECTURE])
+    torch.manual_seed(0)
+    score = torch.nn.Sequential(torch.nn.Linear(128, 128), torch.nn.ReLU(), torch.nn.Linear(128, 2))
+    weights = {f"model.{k}": v for k, v in Qwen2Model(config).state_dict().items()}
+    weights |= {f"score.{k}": v.contiguous() for k, v in score.state_dict().items()}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    PRMConfig(head="token_classify", step_tag="<|step|>", good_token=None, bad_token=None).save(folder)
+    return folder
+
+
+@pytest.mark.vllm
+def test_qwen25_math_prm_format_scores_the_same_on_both_backends(qwen_prm_dir):
+    from tdrm_search.prms.vllm import VLLMPRM
+
+    requests = [ScoreRequest(PROBLEM, STEPS), ScoreRequest(PROBLEM, STEPS[:2], start=1)]
+    hf = HFPRM(qwen_prm_dir).score(requests).scores
+    vl = VLLMPRM(qwen_prm_dir).score(requests).scores
+    assert [len(s) for s in hf] == [3, 1]
+    for a, b in zip(hf, vl):
+        assert b == pytest.approx(a, abs=1e-4)
+    assert len(set(hf[0])) == 3  # the head really reads each tag, not one pooled value

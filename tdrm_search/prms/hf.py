@@ -9,12 +9,21 @@ from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, 
 
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
 from tdrm_search.prms.encoding import EncodedPath, encode_path, pad_values, single_token_id
 
 
 def lm_readout(logits: torch.Tensor, good: int, bad: int) -> torch.Tensor:
     """P(good) / (P(good) + P(bad)) from LM logits at step tags."""
     return torch.softmax(logits[..., [good, bad]].float(), -1)[..., 0]
+
+
+def load_model(folder: str | Path, config: PRMConfig, dtype: torch.dtype):
+    if config.head == "lm":
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    if is_process_reward_model(folder):
+        return Qwen2ProcessRewardModel.from_pretrained(folder, dtype=dtype)
+    return AutoModelForTokenClassification.from_pretrained(folder, dtype=dtype)
 
 
 def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,8 +44,7 @@ class HFPRM:
         if isinstance(model, (str, Path)):
             config = config or PRMConfig.load(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-            loader = AutoModelForCausalLM if config.head == "lm" else AutoModelForTokenClassification
-            model = loader.from_pretrained(model, dtype=dtype)
+            model = load_model(model, config, dtype)
         if tokenizer is None or config is None:
             raise ValueError("HFPRM needs a tokenizer and a PRMConfig when given a model object")
         self.model, self.tokenizer, self.config, self.batch_size = model.eval(), tokenizer, config, batch_size
