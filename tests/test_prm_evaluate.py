@@ -1,0 +1,54 @@
+"""Evaluation metrics on hand-computed cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from prm_train.data import Rollout
+from prm_train.evaluate import auc, best_of_n, evaluate_prm, first_error_detection, smoothness
+from tdrm_search.prms.oracle import OraclePRM
+from tdrm_search.tasks.lab import generate_problems, reference_solution, step_labels
+
+
+def test_auc():
+    assert auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
+    assert auc([0.5, 0.5], [False, True]) == 0.5
+    assert auc([0.2, 0.3], [True, True]) is None
+
+
+def test_first_error_detection():
+    values = [[0.9, 0.2, 0.1], [0.9, 0.8, 0.7], [0.9, 0.8, 0.3], [0.4, 0.9]]
+    labels = [[True, False, False], [True, True, True], [True, False, False], [True, True]]
+    out = first_error_detection(values, labels)
+    assert out["error_acc"] == 0.5 and out["correct_acc"] == 0.5 and out["f1"] == 0.5
+
+
+def test_smoothness():
+    p = generate_problems(1, seed=1)[0]
+    r = Rollout(p, ["a", "b", "c"], [5, 10, 4], outcome=True)
+    out = smoothness([[0.2, 0.6, 0.5]], [r], gamma=1.0)
+    assert out["mean_abs_diff"] == pytest.approx(0.25)
+    assert out["lipschitz_per_token"] == pytest.approx((0.4 / 10 + 0.1 / 4) / 2)
+    # TD(0) targets [0.6, 1.0, 1.0] against values [0.2, 0.6, 0.5]
+    assert out["td_error"] == pytest.approx((0.4 + 0.4 + 0.5) / 3)
+
+
+def test_best_of_n_uses_disjoint_subsets():
+    scores = [0.1, 0.9, 0.5, 0.4, 0.3, 0.2]
+    correct = [True, False, True, False, False, True]
+    pools = [[0, 1, 2, 3], [4, 5]]
+    # problem 1: subsets {0,1} -> 1 (wrong), {2,3} -> 2 (right); problem 2: {4,5} -> 4 (wrong)
+    assert best_of_n(scores, correct, pools, 2) == pytest.approx((0.5 + 0.0) / 2)
+    assert best_of_n(scores, correct, pools, 8) == 0.0
+
+
+def test_oracle_is_perfect_on_exact_labels():
+    rollouts = []
+    for p in generate_problems(4, seed=5):
+        steps = reference_solution(p).split("\n\n")
+        bad = [steps[0].replace("=", "= 9", 1)] + steps[1:]
+        for s, ok in ((steps, True), (bad, False)):
+            rollouts.append(Rollout(p, s, [len(x) for x in s], ok, labels=step_labels(p, s)))
+    out = evaluate_prm(OraclePRM(), rollouts, ns=[2])
+    assert out["step_auc"] == 1.0 and out["first_error"]["f1"] == 1.0
+    assert out["best_of_n"]["last"]["2"] == 1.0
