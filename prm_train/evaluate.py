@@ -3,7 +3,8 @@ Best-of-N accuracy per aggregation, and smoothness (mean |ΔV|, mean TD error, l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from statistics import fmean
 
 from prm_train.data import Rollout
@@ -72,14 +73,34 @@ def pools_by_problem(rollouts: Sequence[Rollout]) -> list[list[int]]:
     return list(pools.values())
 
 
+def subsets(pool: Sequence[int], n: int) -> list[Sequence[int]]:
+    """Disjoint n-subsets of a problem's pool (the whole pool when it is smaller than n)."""
+    if len(pool) < n:
+        return [pool]
+    return [pool[i : i + n] for i in range(0, len(pool) - n + 1, n)]
+
+
+def select_accuracy(pick: Callable[[Sequence[int]], int], correct: Sequence[bool],
+                    pools: Sequence[Sequence[int]], n: int) -> float:
+    """Mean over problems of the accuracy of `pick` over each disjoint n-subset of the problem's pool."""
+    return fmean(fmean(correct[pick(s)] for s in subsets(pool, n)) for pool in pools)
+
+
 def best_of_n(scores: Sequence[float], correct: Sequence[bool], pools: Sequence[Sequence[int]], n: int) -> float:
-    """Mean accuracy of picking the top-scored rollout from each disjoint n-subset of every problem's pool
-    (the whole pool when it is smaller than n; ties go to the earlier rollout)."""
-    accs = []
-    for pool in pools:
-        subsets = [pool[i : i + n] for i in range(0, max(1, len(pool) - n + 1), n)] if len(pool) >= n else [pool]
-        accs.append(fmean(correct[max(s, key=lambda i: (scores[i], -i))] for s in subsets))
-    return fmean(accs)
+    """Best-of-n: the top-scored rollout of each subset (ties go to the earlier rollout)."""
+    return select_accuracy(lambda s: max(s, key=lambda i: (scores[i], -i)), correct, pools, n)
+
+
+def majority_of_n(answers: Sequence[str | None], correct: Sequence[bool], pools: Sequence[Sequence[int]],
+                  n: int) -> float:
+    """Majority vote over final answers of each subset (no verifier); ties go to the answer seen first."""
+    def pick(s):
+        counts = Counter(answers[i] for i in s if answers[i] is not None)
+        if not counts:
+            return s[0]
+        top = max(counts.values())
+        return next(i for i in s if answers[i] is not None and counts[answers[i]] == top)
+    return select_accuracy(pick, correct, pools, n)
 
 
 def score_rollouts(prm: PRM, rollouts: Sequence[Rollout], chunk: int = 512) -> list[list[float]]:

@@ -13,6 +13,7 @@ import sys
 COMMANDS = [
     "tdrm_search.commands.search",
     "tdrm_search.commands.rerank",
+    "prm_train.cli",
     "tdrm_search.commands.bench",
     "tdrm_search.commands.demo",
     "rl_bridge.cli",

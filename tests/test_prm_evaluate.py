@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prm_train.data import Rollout
-from prm_train.evaluate import auc, best_of_n, evaluate_prm, first_error_detection, smoothness
+from prm_train.evaluate import auc, best_of_n, evaluate_prm, first_error_detection, majority_of_n, smoothness
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.tasks.lab import generate_problems, reference_solution, step_labels
 
@@ -52,3 +52,9 @@ def test_oracle_is_perfect_on_exact_labels():
     out = evaluate_prm(OraclePRM(), rollouts, ns=[2])
     assert out["step_auc"] == 1.0 and out["first_error"]["f1"] == 1.0
     assert out["best_of_n"]["last"]["2"] == 1.0
+
+
+def test_majority_of_n():
+    answers = ["1", "2", "2", None, "3", "3"]
+    correct = [True, False, False, False, True, True]
+    assert majority_of_n(answers, correct, [[0, 1, 2, 3], [4, 5]], 4) == pytest.approx(0.5)

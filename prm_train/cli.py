@@ -1,0 +1,150 @@
+"""`tdrm prm {collect,targets,train,evaluate,export}`: the PRM training pipeline from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from prm_train.targets import KINDS, TargetSpec
+
+DEFAULT_CONFIG = {"step_join": "\n\n"}
+
+
+def register(subparsers) -> None:
+    prm = subparsers.add_parser("prm", help="collect rollouts, build targets, train, evaluate and export PRMs")
+    sub = prm.add_subparsers(dest="prm_command", required=True)
+
+    p = sub.add_parser("collect", help="sample K solutions per lab problem, split, grade, label (JSONL)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--policy", default="lab", help='"lab" or a model folder')
+    p.add_argument("--backend", default="vllm", choices=["vllm", "hf"])
+    p.add_argument("--problems", type=int, default=100)
+    p.add_argument("--split", choices=["train", "eval"], default="train",
+                   help="train: the lab's training seed stream; eval: plain seed --seed")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--mc", type=int, default=0, help="Monte-Carlo completions per non-terminal prefix")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.set_defaults(func=run_collect)
+
+    p = sub.add_parser("targets", help="print or save each rollout's step targets")
+    p.add_argument("rollouts", type=Path)
+    add_target_args(p)
+    p.add_argument("--prm", type=Path, help="PRM folder whose values bootstrapped targets read")
+    p.add_argument("--out", type=Path, help="JSONL of targets (default: stdout)")
+    p.set_defaults(func=run_targets)
+
+    p = sub.add_parser("train", help="train a PRM from rollouts; --out is a loadable PRM folder + checkpoint")
+    p.add_argument("rollouts", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--base", default="lab", help='backbone to start from: "lab" (the lab policy) or a folder')
+    add_target_args(p)
+    p.add_argument("--rounds", type=int, default=1, help="online re-targeting rounds (bootstrapped targets)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per round")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--prm-config", type=json.loads, default=DEFAULT_CONFIG, help="PRMConfig fields as JSON")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("evaluate", help="step AUC, first-error F1, Best-of-N and smoothness on labelled rollouts")
+    p.add_argument("rollouts", type=Path)
+    p.add_argument("--prm", default="lab", help='"lab", "oracle" or a PRM folder')
+    p.add_argument("--backend", default="hf", choices=["vllm", "hf"])
+    p.add_argument("--n", type=int, nargs="+", default=[4, 16, 64])
+    p.add_argument("--json", type=Path)
+    p.set_defaults(func=run_evaluate)
+
+    p = sub.add_parser("export", help="export a training run's last checkpoint as a PRM folder")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=run_export)
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=KINDS, default="td_lambda")
+    p.add_argument("--gamma", type=float, default=1.0)
+    p.add_argument("--lam", type=float, default=0.7)
+    p.add_argument("--n-step", type=int, default=3)
+    p.add_argument("--step-reward", type=float, default=0.0)
+
+
+def target_spec(args) -> TargetSpec:
+    return TargetSpec(args.kind, args.gamma, args.lam, args.n_step, args.step_reward)
+
+
+def run_collect(args) -> int:
+    from prm_train.collect import CollectConfig, collect
+    from prm_train.data import write_rollouts
+    from tdrm_search.loading import load_policy
+    from tdrm_search.tasks.lab import generate_problems, train_seed
+
+    seed = train_seed(args.seed) if args.split == "train" else args.seed
+    problems = generate_problems(args.problems, seed=seed)
+    cfg = CollectConfig(k=args.k, temperature=args.temperature, max_tokens=args.max_tokens, mc_samples=args.mc,
+                        seed=args.seed)
+    rollouts, stats = collect(problems, load_policy(args.policy, backend=args.backend), cfg)
+    write_rollouts(args.out, rollouts)
+    acc = sum(r.outcome for r in rollouts) / max(1, len(rollouts))
+    print(f"wrote {len(rollouts)} rollouts to {args.out} (accuracy {acc:.3f}); {stats}")
+    return 0
+
+
+def run_targets(args) -> int:
+    from prm_train.data import read_rollouts
+    from prm_train.model import encode_rollouts, score_paths
+    from prm_train.targets import rollout_targets
+    from tdrm_search.prms.encoding import pad_values
+    from tdrm_search.prms.hf import HFPRM
+
+    rollouts, spec = read_rollouts(args.rollouts), target_spec(args)
+    values = [None] * len(rollouts)
+    if spec.bootstraps:
+        if args.prm is None:
+            raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass --prm FOLDER")
+        prm = HFPRM(args.prm)
+        paths = encode_rollouts(prm.tokenizer, prm.config, rollouts, prm.model.config.max_position_embeddings)
+        values = [pad_values(v, len(r.steps)) for v, r in zip(score_paths(prm, paths), rollouts)]
+    lines = [json.dumps({"id": r.problem.id, "targets": rollout_targets(r, spec, v)}) for r, v in zip(rollouts, values)]
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def run_train(args) -> int:
+    from prm_train.data import read_rollouts
+    from prm_train.train import TrainConfig, train_prm
+    from tdrm_search.loading import LAB_POLICY, resolve
+    from tdrm_search.prms.config import PRMConfig
+
+    cfg = TrainConfig(target_spec(args), rounds=args.rounds, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed)
+    base = resolve(args.base, LAB_POLICY, "base model")
+    result = train_prm(base, read_rollouts(args.rollouts), PRMConfig(**args.prm_config), cfg, args.out, args.resume)
+    print(f"trained in {result.seconds:.0f}s ({result.steps} steps); PRM folder: {args.out}")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from prm_train.data import read_rollouts
+    from prm_train.evaluate import evaluate_prm
+    from tdrm_search.loading import load_prm
+
+    report = evaluate_prm(load_prm(args.prm, backend=args.backend), read_rollouts(args.rollouts), args.n)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+def run_export(args) -> int:
+    from prm_train.export import export_checkpoint
+
+    print(f"exported {export_checkpoint(args.run_dir, args.out)}")
+    return 0
