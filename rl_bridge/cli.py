@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-body-bytes", type=int, default=8 * 2**20)
     p.add_argument("--max-items", type=int, default=1024)
     p.add_argument("--neutral", type=float, default=0.0, help="reward of an item that cannot be scored")
+    p.add_argument("--torch-threads", type=int, default=0, help="torch CPU threads for the PRM (0: torch's default)")
     p.set_defaults(func=run)
 
 
@@ -39,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from rl_bridge.reward import RewardFunction
     from rl_bridge.server import ServerConfig, create_app
 
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     fields = {f.name for f in dataclasses.fields(RewardConfig)}
     options = {k: v for k, v in vars(args).items() if k in fields}
     reward_fn = RewardFunction.load(args.prm, backend=args.backend, **options)

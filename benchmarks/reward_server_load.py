@@ -1,0 +1,138 @@
+"""Load test of the reward server on 127.0.0.1: `tdrm serve-reward` in a subprocess, N OpenRLHF-format requests
+at C concurrent (bounded in count and total time), errors counted, latency percentiles reported.
+
+    python -m benchmarks.reward_server_load [--prm lab|PATH] [--requests 1000] [--concurrency 32]
+writes benchmarks/results/reward_server_load.json. Binds and calls 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tdrm_search.tasks.lab import generate_problems, reference_solution
+
+HOST = "127.0.0.1"
+RESULTS = Path(__file__).parent / "results" / "reward_server_load.json"
+TEMPLATE = "Q: {question}\nA:\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def payloads(count: int, queries: int) -> list[dict]:
+    """OpenRLHF bodies over lab problems: half correct solutions, half wrong answers."""
+    problems = generate_problems(count * queries, seed=99)
+    out = []
+    for r in range(count):
+        chunk = problems[r * queries : (r + 1) * queries]
+        prompts = [TEMPLATE.format(question=p.question) for p in chunk]
+        responses = [reference_solution(p) if (r + i) % 2 else reference_solution(p).rsplit(" ", 1)[0] + " 0."
+                     for i, p in enumerate(chunk)]
+        out.append({"query": [p + s for p, s in zip(prompts, responses)], "prompts": prompts,
+                    "labels": [p.answer for p in chunk]})
+    return out
+
+
+def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tdrm_search.cli", "serve-reward", "--host", HOST, "--port", str(port),
+           "--prm", args.prm, "--mode", args.mode, "--prompt-template", TEMPLATE,
+           "--torch-threads", str(args.torch_threads)]
+    server = subprocess.Popen(cmd, env=os.environ | {"TDRM_REWARD_TOKEN": args.token})
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with {server.returncode}")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("server did not start within 120 s")
+
+
+async def load(url: str, bodies: list[dict], concurrency: int, token: str, time_limit: float) -> dict:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    gate = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def one(client: httpx.AsyncClient, body: dict) -> None:
+        async with gate:
+            start = time.perf_counter()
+            try:
+                reply = await client.post(url, json=body, headers=headers)
+                ok = reply.status_code == 200 and len(reply.json()["rewards"]) == len(body["query"])
+                key = None if ok else f"HTTP {reply.status_code}"
+            except (httpx.HTTPError, ValueError, KeyError) as err:
+                key = type(err).__name__
+            if key is None:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors[key] = errors.get(key, 0) + 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    start = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        await asyncio.wait_for(asyncio.gather(*[one(client, b) for b in bodies]), time_limit)
+    return {"wall_s": time.perf_counter() - start, "latencies": latencies, "errors": errors}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prm", default="lab")
+    parser.add_argument("--mode", default="mix")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--queries", type=int, default=4, help="completions per request")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds for the whole run")
+    parser.add_argument("--torch-threads", type=int, default=1, help="1 avoids oversubscribing a shared 2-core CPU")
+    parser.add_argument("--token", default="load-test-token")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    port = free_port()
+    server = start_server(args, port)
+    try:
+        run = asyncio.run(load(f"http://{HOST}:{port}/get_reward", payloads(args.requests, args.queries),
+                               args.concurrency, args.token, args.time_limit))
+        health = httpx.get(f"http://{HOST}:{port}/health").json()
+    finally:
+        server.terminate()
+        server.wait(30)
+    lat = run["latencies"]
+    done = len(lat)
+    report = {
+        "host": HOST, "prm": args.prm, "mode": args.mode, "torch_threads": args.torch_threads, "requests": args.requests, "concurrency": args.concurrency,
+        "queries_per_request": args.queries, "ok": done, "errors": sum(run["errors"].values()), "error_kinds": run["errors"],
+        "wall_s": round(run["wall_s"], 2), "requests_per_s": round(done / run["wall_s"], 1),
+        "completions_per_s": round(done * args.queries / run["wall_s"], 1),
+        "latency_ms": {f"p{q}": round(1000 * percentile(lat, q), 1) for q in (50, 90, 95, 99)} | {"max": round(1000 * max(lat), 1)},
+        "prm_batches": health["batches"], "mean_completions_per_batch": round(done * args.queries / max(health["batches"], 1), 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
