@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
+import requests
 import uvicorn
 
 from rl_bridge.reward import RewardConfig, RewardFunction, RewardItem
@@ -26,10 +28,9 @@ def reward_fn(random_prm_dir):
     return RewardFunction(RewardConfig(mode="clip_delta", eta=0.6), HFPRM(random_prm_dir))
 
 
-@pytest.fixture(scope="module")
-def server(reward_fn):
+@contextmanager
+def serving(app):
     """uvicorn on 127.0.0.1, port chosen by the OS; yields its base URL."""
-    app = create_app(reward_fn, ServerConfig(token=TOKEN, max_body_bytes=64_000, max_items=64, prompt_template=TEMPLATE))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -42,6 +43,13 @@ def server(reward_fn):
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(reward_fn):
+    config = ServerConfig(token=TOKEN, max_body_bytes=64_000, max_items=64, prompt_template=TEMPLATE)
+    with serving(create_app(reward_fn, config)) as url:
+        yield url
 
 
 def openrlhf_batch(n: int, seed: int = 5):
@@ -132,3 +140,15 @@ def test_bearer_token_is_required(server):
     assert httpx.post(f"{server}/get_reward", json=payload).status_code == 401
     assert httpx.post(f"{server}/score", json=payload, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.get(f"{server}/health").status_code == 200
+
+
+def test_openrlhf_client_code_path_without_token(reward_fn):
+    """OpenRLHF's request_api_wrapper: requests.post(json=..., Content-Type header only), raise_for_status,
+    then reads the "rewards" key; it sends no Authorization header, so it meets a token-less server."""
+    _, payload, _ = openrlhf_batch(3)
+    with serving(create_app(reward_fn, ServerConfig(prompt_template=TEMPLATE))) as url:
+        response = requests.post(url=f"{url}/get_reward", json=payload, headers={"Content-Type": "application/json"},
+                                 timeout=(2, 60))
+        response.raise_for_status()
+        body = response.json()
+    assert "rewards" in body and len(body["rewards"]) == 3 and body["scores"] == [1.0, 0.0, 1.0]
