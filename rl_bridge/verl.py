@@ -12,6 +12,7 @@ verl is an optional dependency: nothing here imports it except to register the m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -19,11 +20,12 @@ from typing import Any
 
 import torch
 
-from rl_bridge.reward import RewardFunction, RewardItem, question_from_prompt
+from rl_bridge.reward import RewardConfig, RewardFunction, RewardItem, question_from_prompt
 from rl_bridge.trl import as_meta
 
 log = logging.getLogger(__name__)
 
+OPTIONS = {f.name for f in dataclasses.fields(RewardConfig)} | {"prm", "backend"}  # what RewardFunction.load takes
 NEUTRAL = 0.0  # what an abstaining item (no reference, invalid PRM values) gets where a float is required
 
 
@@ -70,7 +72,10 @@ class TDRMRewardManager:
     def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None, reward_fn_key: str = "data_source",
                  reward_fn: RewardFunction | None = None, prompt_template: str | None = None, **reward_kwargs: Any):
         self.tokenizer, self.num_examine, self.reward_fn_key = tokenizer, num_examine, reward_fn_key
-        self.reward_fn = reward_fn or reward_function(**reward_kwargs)
+        options = {k: v for k, v in reward_kwargs.items() if k in OPTIONS}
+        if set(reward_kwargs) - OPTIONS:  # verl versions pass extras (processor, max_resp_len, overlong_buffer_cfg)
+            log.info("TDRMRewardManager ignores %s", sorted(set(reward_kwargs) - OPTIONS))
+        self.reward_fn = reward_fn or reward_function(**options)
         self.prompt_template = prompt_template
 
     def decode(self, ids: list[int]) -> str:

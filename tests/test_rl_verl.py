@@ -116,9 +116,11 @@ def test_manager_writes_step_rewards_at_step_end_tokens(lab_batch):
 
 
 def test_manager_delta_sums_telescope_per_row(lab_batch):
+    """Built the way verl's loader builds it: reward_kwargs plus version-specific extras it does not use."""
     _, _, data = lab_batch
-    fn = RewardFunction(RewardConfig(mode="delta"), OraclePRM())
-    scores = TDRMRewardManager(CharTokenizer(), reward_fn=fn)(data)
+    manager = TDRMRewardManager(tokenizer=CharTokenizer(), num_examine=1, compute_score=print, reward_fn_key="data_source",
+                                max_resp_len=64, overlong_buffer_cfg=None, mode="delta", prm="oracle")
+    scores = manager(data)
     assert isinstance(scores, torch.Tensor)
     assert scores.sum(-1).tolist() == pytest.approx([2.0, 0.0, 0.0])  # success + first step's value
 
