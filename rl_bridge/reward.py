@@ -216,8 +216,15 @@ class RewardFunction:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def rule(self, item: RewardItem) -> float:
-        ok = grade(item.completion, item.reference, self.config.grade_timeout_s)
+    def rule(self, item: RewardItem) -> float | str:
+        """The verifiable reward, or why there is none (no reference; the grader itself failed)."""
+        if item.reference is None or not str(item.reference).strip():
+            return "no reference answer: cannot grade"
+        try:
+            ok = grade(item.completion, item.reference, self.config.grade_timeout_s)
+        except Exception as err:  # grade never raises on input; this is its worker process failing to start
+            log.warning("grading failed: %s: %s", type(err).__name__, err)
+            return f"grading failed: {err}"
         return self.config.correct if ok else self.config.incorrect
 
     def prm_steps(self, steps: Steps) -> tuple[str, ...]:
@@ -254,24 +261,25 @@ class RewardFunction:
         """Rewards for all items, in order; never raises on bad items (they abstain with an error)."""
         cfg = self.config
         steps = [split_completion(i.completion or "", cfg.delimiter, i.completion_ids, decode) for i in items]
-        gradable = [k for k, item in enumerate(items) if item.reference is not None and str(item.reference).strip()]
-        rules = dict(zip(gradable, self._pool.map(self.rule, [items[k] for k in gradable])))
-        scored = [k for k in gradable if steps[k].texts] if cfg.uses_prm else []
+        rules = list(self._pool.map(self.rule, items))
+        scored = [k for k, rule in enumerate(rules) if not isinstance(rule, str) and steps[k].texts] if cfg.uses_prm else []
         requests = [
             ScoreRequest(Problem(items[k].question, items[k].reference, meta=dict(items[k].meta)), self.prm_steps(steps[k]))
             for k in scored
         ]
         values = dict(zip(scored, self._prm_scores(requests)))
-        return [self._combine(rules.get(k), steps[k], values.get(k)) for k in range(len(items))]
+        return [self._combine(rules[k], steps[k], values.get(k)) for k in range(len(items))]
 
-    def _combine(self, rule: float | None, steps: Steps, values: list[float] | str | None) -> RewardOutput:
-        """The success reward at the last step, process rewards (clip/delta) at every step."""
+    def _combine(self, rule: float | str, steps: Steps, values: list[float] | str | None) -> RewardOutput:
+        """The success reward at the last step, process rewards (clip/delta) at every step; a str is an error."""
         cfg = self.config
         n = len(steps.texts)
-        result = RewardOutput(None, rule, None, [], [0.0] * n, steps.char_ends, steps.token_ends)
-        if rule is None or isinstance(values, str):
-            result.error = values if isinstance(values, str) else "no reference answer: cannot grade"
-            return result
+        result = RewardOutput(None, None, None, [], [0.0] * n, steps.char_ends, steps.token_ends)
+        for problem in (rule, values):
+            if isinstance(problem, str):
+                result.error = problem
+                return result
+        result.rule = rule
         process, terminal = [0.0] * n, rule
         if values is not None:
             result.step_scores, result.prm = values, aggregate(values, cfg.aggregation)

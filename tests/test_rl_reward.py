@@ -189,3 +189,14 @@ def test_grading_with_a_time_bound_runs_in_worker_threads():
     fn = RewardFunction(RewardConfig(mode="rule", grade_timeout_s=10.0))
     items = [RewardItem("q", f"The answer is {i}.", str(i if i % 2 else i + 1)) for i in range(8)]
     assert [o.reward for o in fn.score(items)] == [0.0, 1.0] * 4
+
+
+def test_a_grader_failure_makes_the_item_abstain(monkeypatch):
+    import rl_bridge.reward as reward_module
+
+    def broken(*args):
+        raise RuntimeError("the grading worker process did not start")
+
+    monkeypatch.setattr(reward_module, "grade", broken)
+    out = reward("rule")
+    assert out.reward is None and "grading failed" in out.error
