@@ -5,7 +5,7 @@ and optionally m Monte-Carlo completions from every distinct non-terminal prefix
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
@@ -43,7 +43,6 @@ class CollectStats:
     mc_prefixes: int = 0
     dropped: int = 0  # samples with no step (nothing generated)
     generate_calls: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def is_lab(problem: Problem) -> bool:
