@@ -74,7 +74,7 @@ def test_grpo_trainer_runs_with_our_rewards_in_its_logs(tmp_path):
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    problems = generate_problems(8, seed=22)
+    problems = generate_problems(8, seed=22, num_ops=(1, 2))  # short solutions: the policy can finish in 48 tokens
     dataset = Dataset.from_list([
         {"prompt": [{"role": "user", "content": p.question}], "answer": p.answer, "meta": json.dumps(p.meta)}
         for p in problems
@@ -83,7 +83,7 @@ def test_grpo_trainer_runs_with_our_rewards_in_its_logs(tmp_path):
     async_fn = AsyncTRLReward(RewardFunction(RewardConfig(mode="clip_delta"), OraclePRM()), meta_column="meta",
                               name="tdrm_clip_delta")
     args = GRPOConfig(
-        output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, num_generations=4,
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, num_generations=4,
         max_completion_length=48, learning_rate=1e-5, logging_steps=1, report_to="none", save_strategy="no",
         use_cpu=True, bf16=False, fp16=False, use_vllm=False, seed=0, dataloader_num_workers=0,
     )
@@ -91,7 +91,7 @@ def test_grpo_trainer_runs_with_our_rewards_in_its_logs(tmp_path):
                           processing_class=AutoTokenizer.from_pretrained(LAB_POLICY))
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "rewards/tdrm_mix/mean" in entry]
-    assert len(logs) == 3
+    assert len(logs) == 2
     for entry in logs:
         assert 0.0 <= entry["rewards/tdrm_mix/mean"] <= 1.0
         assert -0.5 <= entry["rewards/tdrm_clip_delta/mean"] <= 1.0
