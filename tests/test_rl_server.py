@@ -152,3 +152,11 @@ def test_openrlhf_client_code_path_without_token(reward_fn):
         response.raise_for_status()
         body = response.json()
     assert "rewards" in body and len(body["rewards"]) == 3 and body["scores"] == [1.0, 0.0, 1.0]
+
+
+def test_serve_reward_command_defaults_to_localhost():
+    from tdrm_search.cli import build_parser
+
+    args = build_parser().parse_args(["serve-reward", "--prm", "oracle", "--mode", "clip", "--eta", "0.7"])
+    assert (args.host, args.mode, args.eta, args.prm) == ("127.0.0.1", "clip", 0.7, "oracle")
+    assert args.func.__module__ == "rl_bridge.cli"
