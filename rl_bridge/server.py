@@ -59,9 +59,10 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            status = 413 if length.isdigit() else 400
-            return await JSONResponse({"detail": f"request body over {self.limit} bytes"}, status)(scope, receive, send)
+        if not length.isdigit():
+            return await JSONResponse({"detail": "malformed Content-Length header"}, 400)(scope, receive, send)
+        if int(length) > self.limit:
+            return await JSONResponse({"detail": f"request body over {self.limit} bytes"}, 413)(scope, receive, send)
         seen = 0
 
         async def limited() -> dict:
