@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--token", default="load-test-token")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     port = free_port()
     server = start_server(args, port)
     try:
@@ -128,6 +129,7 @@ def main() -> None:
         "latency_ms": {f"p{q}": round(1000 * percentile(lat, q), 1) for q in (50, 90, 95, 99)} | {"max": round(1000 * max(lat), 1)},
         "prm_batches": health["batches"], "mean_completions_per_batch": round(done * args.queries / max(health["batches"], 1), 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+        "load_average_1m": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
