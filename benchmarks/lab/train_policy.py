@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import string
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'A:\\n' }}{% endif %}"
 )
 TRAIN_NUM_OPS = (1, 5)
+WARMUP_STEPS = 20
 
 
 def build_tokenizer() -> Qwen2Tokenizer:
@@ -97,16 +97,24 @@ def make_batch(tok: Qwen2Tokenizer, step: int, batch_size: int) -> tuple[torch.T
     return ids, labels
 
 
+def save(model: Qwen2ForCausalLM, tok: Qwen2Tokenizer, args: argparse.Namespace, steps: int, seconds: float) -> None:
+    """Write the checkpoint after `steps` steps: identical to a run with `--steps steps` (constant lr)."""
+    out = Path(args.out)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    meta = {k: v for k, v in vars(args).items() if k not in ("out", "save_every")}
+    meta.update(steps=steps, train_num_ops=list(TRAIN_NUM_OPS), train_seconds=round(seconds, 1))
+    (out / "training_args.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"saved {out} after {steps} steps, {seconds:.0f}s", flush=True)
+
+
 def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     tok = build_tokenizer()
     model = build_model(tok, args.layers)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    warmup = max(1, args.steps // 50)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
     model.train()
     start = time.time()
     for step in range(args.steps):
@@ -117,26 +125,22 @@ def train(args: argparse.Namespace) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 100 == 0 or step == args.steps - 1:
+        if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
-    out = Path(args.out)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    meta = {k: v for k, v in vars(args).items() if k != "out"}
-    meta.update(train_num_ops=list(TRAIN_NUM_OPS), train_seconds=round(time.time() - start, 1))
-    (out / "training_args.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"saved {out} in {time.time() - start:.0f}s")
+        if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
+            save(model, tok, args, step + 1, time.time() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="tdrm_search/assets/lab-policy")
-    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save-every", type=int, default=100, help="also save every N steps (same as --steps N)")
     train(parser.parse_args())
 
 

@@ -1,0 +1,78 @@
+"""The committed lab policy: its tokenizer, and its greedy accuracy in transformers and vLLM."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+import tdrm_search.tasks.lab as lab  # noqa: E402
+from tdrm_search.tasks.lab import DEFAULT_DIFFICULTY, generate_problems, grade, reference_solution  # noqa: E402
+
+POLICY = Path(lab.__file__).resolve().parents[1] / "assets" / "lab-policy"
+GREEDY_BAND = (0.30, 0.65)  # stated in benchmarks/lab/README.md
+PROBLEMS = generate_problems(100, seed=1, **DEFAULT_DIFFICULTY)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return AutoTokenizer.from_pretrained(POLICY)
+
+
+def prompt(tok, question: str) -> str:
+    return tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False)
+
+
+@pytest.fixture(scope="module")
+def hf_greedy(tok) -> list[str]:
+    model = AutoModelForCausalLM.from_pretrained(POLICY).eval()
+    tok.padding_side = "left"
+    batch = tok([prompt(tok, p.question) for p in PROBLEMS], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.generate(**batch, do_sample=False, max_new_tokens=200, pad_token_id=tok.pad_token_id)
+    return tok.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_tokenizer_round_trips_text_and_has_single_special_tokens(tok):
+    text = prompt(tok, PROBLEMS[0].question) + reference_solution(PROBLEMS[0])
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text)
+    assert tok.decode(ids) == text
+    nl = tok("\n", add_special_tokens=False)["input_ids"]
+    assert len(nl) == 1 and tok("\n\n", add_special_tokens=False)["input_ids"] == nl * 2
+    for special in ["<|step|>", "<|good|>", "<|bad|>", tok.eos_token, tok.pad_token]:
+        assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1
+
+
+def test_chat_template_renders_the_training_prompt(tok):
+    assert prompt(tok, "Sam has 3 coins.") == "Q: Sam has 3 coins.\nA:\n"
+
+
+def test_transformers_greedy_accuracy_in_band(hf_greedy):
+    acc = sum(grade(p, t) for p, t in zip(PROBLEMS, hf_greedy)) / len(PROBLEMS)
+    assert GREEDY_BAND[0] <= acc <= GREEDY_BAND[1], acc
+
+
+@pytest.fixture(scope="module")
+def llm():
+    from vllm import LLM
+
+    return LLM(str(POLICY), gpu_memory_utilization=0.2, block_size=32, seed=0, dtype="float32", max_model_len=512)
+
+
+@pytest.mark.vllm
+def test_vllm_greedy_matches_transformers(llm, tok, hf_greedy):
+    from vllm import SamplingParams
+
+    outs = llm.generate([prompt(tok, p.question) for p in PROBLEMS], SamplingParams(temperature=0.0, max_tokens=200))
+    texts = [o.outputs[0].text for o in outs]
+    assert sum(a == b for a, b in zip(texts, hf_greedy)) >= 98
+    acc = sum(grade(p, t) for p, t in zip(PROBLEMS, texts)) / len(PROBLEMS)
+    assert GREEDY_BAND[0] <= acc <= GREEDY_BAND[1], acc
