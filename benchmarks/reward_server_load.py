@@ -1,8 +1,10 @@
 """Load test of the reward server on 127.0.0.1: `tdrm serve-reward` in a subprocess, N OpenRLHF-format requests
 at C concurrent (bounded in count and total time), errors counted, latency percentiles reported.
 
-    python -m benchmarks.reward_server_load [--prm lab|PATH] [--requests 1000] [--concurrency 32]
+    python -m benchmarks.reward_server_load [--prm lab|random|PATH] [--requests 1000] [--concurrency 32]
 writes benchmarks/results/reward_server_load.json. Binds and calls 127.0.0.1 only.
+--prm random: the lab policy's architecture and tokenizer with fresh random weights, an LM-head PRM (the speed
+of a lab PRM, meaningless values) for when the trained lab PRM is not there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,9 +50,21 @@ def payloads(count: int, queries: int) -> list[dict]:
     return out
 
 
-def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+def random_prm(folder: Path) -> Path:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from tdrm_search.loading import LAB_POLICY
+    from tdrm_search.prms.config import PRMConfig
+
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(LAB_POLICY)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(LAB_POLICY).save_pretrained(folder)
+    PRMConfig().save(folder)
+    return folder
+
+
+def start_server(args: argparse.Namespace, port: int, prm: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tdrm_search.cli", "serve-reward", "--host", HOST, "--port", str(port),
-           "--prm", args.prm, "--mode", args.mode, "--prompt-template", TEMPLATE,
+           "--prm", prm, "--mode", args.mode, "--prompt-template", TEMPLATE,
            "--torch-threads", str(args.torch_threads)]
     server = subprocess.Popen(cmd, env=os.environ | {"TDRM_REWARD_TOKEN": args.token})
     deadline = time.time() + 120
@@ -111,7 +126,8 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     port = free_port()
-    server = start_server(args, port)
+    with tempfile.TemporaryDirectory() as tmp:  # the server has loaded the PRM once it answers /health
+        server = start_server(args, port, str(random_prm(Path(tmp))) if args.prm == "random" else args.prm)
     try:
         run = asyncio.run(load(f"http://{HOST}:{port}/get_reward", payloads(args.requests, args.queries),
                                args.concurrency, args.token, args.time_limit))
