@@ -140,7 +140,9 @@ def trained(run_dir: Path) -> dict | None:
 def beam_accuracy(problems, policy, prm, ns) -> dict[str, float]:
     out = {}
     for n in ns:
-        results = search_batch(problems, policy, prm, method="beam", n=n, seed=0, max_tokens=256)
+        # n // 4 beams, 4 expansions each (search-and-learn); n = 4 is TDRM's greedy step search with k = 4
+        results = search_batch(problems, policy, prm, method="beam", n=n, seed=0, max_tokens=256,
+                               beam_width=max(1, n // 4), expansions=4)
         out[str(n)] = fmean(bool(r.correct) for r in results)
     return out
 

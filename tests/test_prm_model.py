@@ -3,9 +3,6 @@ padding/truncation invariance, loss falls, seeded and resumable training, clear 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 from conftest import tiny_qwen2
@@ -20,7 +17,7 @@ from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.tasks.lab import generate_problems, grade, reference_solution, step_labels
 
-POLICY = Path(os.environ.get("TDRM_TEST_LAB_POLICY", LAB_POLICY))
+POLICY = LAB_POLICY
 CONFIG = PRMConfig(step_join="\n\n")
 
 
