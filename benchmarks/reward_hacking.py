@@ -77,15 +77,21 @@ def returns(prm, problems, pads: list[int], config: dict) -> dict[str, dict[int,
     return out
 
 
+TOLERANCE = 1e-4  # float32 PRM values move by ~1e-7 with the batch's padding: not a gain
+
+
 def summarise(table: dict[str, dict[int, list[float]]], pads: list[int]) -> dict[str, dict]:
-    """Mean return per pad, and the share of problems whose padded return beats the unpadded one."""
+    """Mean return per pad, the share of problems whose padded return beats the unpadded one (by more than
+    TOLERANCE), and the largest gain padding brought any problem."""
     summary = {}
     for scheme, by_pad in table.items():
         base = by_pad[pads[0]]
+        gains = {pad: [b - a for a, b in zip(base, v)] for pad, v in by_pad.items() if pad}
         summary[scheme] = {
             "mean_return": {pad: sum(v) / len(v) for pad, v in by_pad.items()},
-            "share_padded_higher": {pad: sum(b > a + 1e-9 for a, b in zip(base, v)) / len(v) for pad, v in by_pad.items() if pad},
-            "hacked": any(b > a + 1e-9 for pad, v in by_pad.items() if pad for a, b in zip(base, v)),
+            "share_padded_higher": {pad: sum(g > TOLERANCE for g in gs) / len(gs) for pad, gs in gains.items()},
+            "max_gain": max(max(gs) for gs in gains.values()),
+            "hacked": any(g > TOLERANCE for gs in gains.values() for g in gs),
         }
     return summary
 
@@ -113,13 +119,14 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"mean return of correct lab solutions padded with repeated correct steps ({args.problems} problems, eta {args.eta})")
-    print(f"{'prm':7} {'scheme':11} " + " ".join(f"pad={p:<5}" for p in pads) + "  padded>unpadded  hacked")
+    print(f"{'prm':7} {'scheme':11} " + " ".join(f"pad={p:<5}" for p in pads) + "  padded>unpadded  max gain  hacked")
     for name, schemes in report["results"].items():
         for scheme, s in schemes.items():
             if scheme == "seconds":
                 continue
             share = max(s["share_padded_higher"].values())
-            print(f"{name:7} {scheme:11} " + " ".join(f"{s['mean_return'][p]:<9.3f}" for p in pads) + f"  {share:<15.2f}  {s['hacked']}")
+            print(f"{name:7} {scheme:11} " + " ".join(f"{s['mean_return'][p]:<9.3f}" for p in pads)
+                  + f"  {share:<15.2f}  {s['max_gain']:<8.4f}  {s['hacked']}")
     print(f"wrote {args.out}")
 
 
