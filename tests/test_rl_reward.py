@@ -12,6 +12,7 @@ from rl_bridge.reward import (
     RewardConfig, RewardFunction, RewardItem, clip_delta_rewards, clip_rewards, delta_rewards, question_from_prompt,
     split_completion,
 )
+from tdrm_search.loading import LAB_PRM
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.tasks.lab import generate_problems, reference_solution
@@ -200,3 +201,14 @@ def test_a_grader_failure_makes_the_item_abstain(monkeypatch):
     monkeypatch.setattr(reward_module, "grade", broken)
     out = reward("rule")
     assert out.reward is None and "grading failed" in out.error
+
+
+@pytest.mark.skipif(not LAB_PRM.is_dir(), reason="the trained lab PRM is not shipped yet")
+def test_trained_lab_prm_through_every_mode():
+    problems = generate_problems(4, seed=9)
+    items = [RewardItem(p.question, reference_solution(p), p.answer) for p in problems]
+    for mode in ("mix", "clip", "delta", "clip_delta"):
+        outs = RewardFunction.load(prm="lab", mode=mode).score(items)
+        for out in outs:
+            assert out.error is None and out.rule == 1.0 and 0.0 <= out.prm <= 1.0
+            assert out.reward == pytest.approx(sum(out.step_rewards))
