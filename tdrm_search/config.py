@@ -14,8 +14,8 @@ METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts")
 class SearchConfig:
     """Budget `n` is the number of complete solutions (leaves) a method may produce.
 
-    beam: `beam_width` beams, each expanded into `expansions` children per round (default n // beam_width);
-          beam_width=1 is TDRM's greedy step search.
+    beam: `beam_width` beams (default n // expansions), each expanded into `expansions` children per round,
+          as in search-and-learn; beam_width=1 is TDRM's greedy step search (sample k, keep the best).
     dvts: n // expansions independent subtrees, each a width-1 beam with `expansions` children per round.
     mcts: up to `simulations` PUCT simulations (default 4 * n), `children` steps per expansion.
     """
@@ -31,8 +31,8 @@ class SearchConfig:
     max_tokens: int = 2048
     aggregation: str = "last"
     selection: str = "argmax"
-    beam_width: int = 4
-    expansions: int | None = None
+    beam_width: int | None = None
+    expansions: int = 4
     simulations: int | None = None
     children: int = 4
     c_puct: float = 1.0
@@ -40,10 +40,10 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        for name in ("n", "max_step_tokens", "max_steps", "max_tokens", "beam_width", "children"):
+        for name in ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("expansions", "simulations"):
+        for name in ("beam_width", "simulations"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -66,8 +66,8 @@ class SearchConfig:
         return cls(method=method, n=n, seed=seed, **options)
 
     @property
-    def beam_expansions(self) -> int:
-        return self.expansions or max(1, self.n // self.beam_width)
+    def beams(self) -> int:
+        return min(self.n, self.beam_width or max(1, self.n // self.expansions))
 
     @property
     def mcts_simulations(self) -> int:

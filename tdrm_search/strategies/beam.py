@@ -20,11 +20,15 @@ def split_budget(total: int, parts: int) -> list[int]:
 
 def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: int, finished: int) -> Strategy:
     """Advance every group (a list of live nodes) in lockstep until n solutions are finished."""
-    k = cfg.beam_expansions
     while groups and finished < cfg.n:
-        live = [node for group in groups for node in group]
-        counts = split_budget(min(k * len(live), cfg.n - finished), len(live))
-        asks = [Expand(node, c) for node, c in zip(live, counts) if c]
+        # Each group samples width * expansions children over its live nodes (the root alone gets them all),
+        # never more in total than the budget has left.
+        wanted = [(node, c) for g in groups for node, c in zip(g, split_budget(width * cfg.expansions, len(g)))]
+        left, asks = cfg.n - finished, []
+        for node, c in wanted:
+            if min(c, left):
+                asks.append(Expand(node, min(c, left)))
+            left -= min(c, left)
         children = iter((yield asks))
         by_node = {e.node: next(children) for e in asks}
         next_groups = []
@@ -41,13 +45,13 @@ def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: 
 
 
 def beam(tree: Tree, cfg: SearchConfig) -> Strategy:
-    """One beam of width `beam_width` (width 1: TDRM's greedy step search)."""
-    yield from grouped_beam(tree, cfg, [[ROOT]], min(cfg.beam_width, cfg.n), finished=0)
+    """One beam of `cfg.beams` live nodes (one: TDRM's greedy step search)."""
+    yield from grouped_beam(tree, cfg, [[ROOT]], cfg.beams, finished=0)
 
 
 def dvts(tree: Tree, cfg: SearchConfig) -> Strategy:
     """n // expansions diverse first steps, then an independent width-1 beam below each."""
-    subtrees = max(1, cfg.n // cfg.beam_expansions)
+    subtrees = max(1, cfg.n // cfg.expansions)
     (roots,) = yield [Expand(ROOT, subtrees)]
     finished = sum(tree.nodes[r].terminal is not None for r in roots)
     groups = [[r] for r in roots if tree.nodes[r].terminal is None]

@@ -3,6 +3,8 @@
 Each simulation walks from the root by PUCT to a node without children, expands it into `children`
 sampled steps, takes their PRM values as the leaf evaluation, and backs the best of them up the path.
 Finished nodes are never re-expanded; a node whose children are all finished or exhausted is exhausted.
+If the simulations end before any path finishes, the most visited path is completed in one rollout, so a
+search always returns a solution.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def backup(tree: Tree, path: list[int], value: float) -> None:
         tree.nodes[node].value_sum += value
 
 
+def most_visited_leaf(tree: Tree) -> int:
+    """Follow the most visited child from the root: MCTS's usual final choice."""
+    node = ROOT
+    while tree.nodes[node].children:
+        node = max(tree.nodes[node].children, key=lambda c: (tree.nodes[c].visits, tree.nodes[c].value or 0.0))
+    return node
+
+
 def mcts(tree: Tree, cfg: SearchConfig) -> Strategy:
     exhausted: set[int] = set()
     finished = 0
@@ -60,3 +70,5 @@ def mcts(tree: Tree, cfg: SearchConfig) -> Strategy:
                 finished += 1
                 exhausted.add(kid)
         backup(tree, path, max(tree.nodes[k].value for k in kids))
+    if finished == 0:  # simulations ran out before any path finished: complete the most visited one
+        yield [Expand(most_visited_leaf(tree), 1, whole=True)]
