@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-import re
 import shutil
 import time
 from pathlib import Path
@@ -28,83 +26,16 @@ from prm_train.export import CHECKPOINT, TRAINING_FILE
 from prm_train.targets import TargetSpec
 from prm_train.train import TrainConfig, train_prm
 from tdrm_search.loading import LAB_POLICY, LAB_PRM
-from tdrm_search.policies.base import GenerateOutput, Sample, SampleRequest
-from tdrm_search.policies.prompt import encode_question
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.prms.vllm import VLLMPRM
-from tdrm_search.search import search_batch
+from tdrm_search.engine import search_batch
 from tdrm_search.tasks.lab import extract_answer, generate_problems, train_seed
 
 RESULTS = Path(__file__).parent / "results"
 LAB_PRM_CONFIG = PRMConfig(step_join="\n\n", aggregation="last")
 NS = (4, 16, 64)
-OPS = {"+": lambda a, b: a + b, "-": lambda a, b: max(0, a - b), "*": lambda a, b: a * b}
-SENTENCE_OP = {"He finds": "+", "He spends": "-", "Each coin becomes": "*"}
-
-
-class ScriptedLabPolicy:
-    """A policy (the engine's `Policy` protocol, lab tokenizer and prompt) that writes lab solutions the way a
-    weak model errs: each step is right with a probability that falls for multiplications and large values;
-    otherwise it makes an arithmetic slip or uses a wrong operand, and later steps carry the wrong value.
-    Used while the committed lab policy is too under-trained to give a PRM anything to rank."""
-
-    max_model_len = 512
-
-    def __init__(self, folder: Path, base_error: float = 0.08):
-        from transformers import AutoTokenizer
-
-        self.tok = AutoTokenizer.from_pretrained(folder)
-        self.base_error = base_error
-
-    def encode_prompt(self, question: str) -> list[int]:
-        return encode_question(self.tok, question)
-
-    def decode(self, token_ids: list[int]) -> str:
-        return self.tok.decode(token_ids, skip_special_tokens=True)
-
-    def error_rate(self, value: int, op: str, b: int) -> float:
-        return self.base_error + (0.12 if op == "*" else 0.0) + (0.06 if value + b > 100 else 0.0)
-
-    def next_step(self, value: int, op: str, b: int, rng: random.Random) -> tuple[str, int]:
-        if rng.random() < self.error_rate(value, op, b):
-            if rng.random() < 0.6:  # arithmetic slip
-                result = max(0, OPS[op](value, b) + rng.choice([-1, 1]) * rng.randint(1, 10))
-                return f"{value} {op} {b} = {result}", result
-            b = max(1, b + rng.choice([-1, 1]) * rng.randint(1, 5))  # wrong operand, right arithmetic
-        result = OPS[op](value, b)
-        return f"{value} {op} {b} = {result}", result
-
-    def continue_solution(self, prefix: tuple[int, ...], stop: str | None, rng: random.Random) -> tuple[str, str]:
-        question, _, done = self.decode(list(prefix)).partition("\nA:\n")
-        found = re.findall(r"(Sam has|He finds|He spends|Each coin becomes) (\d+)", question)
-        start, ops = int(found[0][1]), [(SENTENCE_OP[s], int(b)) for s, b in found[1:]]
-        steps = [x for x in done.split("\n\n") if x.strip()]
-        value = int(re.findall(r"= (-?\d+)", steps[-1])[-1]) if steps else start
-        out = []
-        for op, b in ops[len(steps):]:
-            step, value = self.next_step(value, op, b, rng)
-            out.append(step)
-            if stop:
-                return step + stop, "stop"
-        out.append(f"The answer is {value}.")
-        return "\n\n".join(out), "eos"
-
-    def generate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
-        samples = []
-        for i, r in enumerate(requests):
-            row = []
-            for j in range(r.n):
-                rng = random.Random(seed * 1_000_003 + i * 1_009 + j)
-                text, finish = self.continue_solution(r.prefix, r.stop, rng)
-                ids = self.tok.encode(text, add_special_tokens=False)
-                ids = ids + [self.tok.eos_token_id] if finish == "eos" else ids
-                if len(ids) > r.max_tokens:
-                    ids, finish = ids[: r.max_tokens], "length"
-                row.append(Sample(ids, self.decode(ids), finish))
-            samples.append(row)
-        return GenerateOutput(samples, [len(r.prefix) for r in requests], [0] * len(requests))
 
 
 def cached_rollouts(path: Path, make) -> tuple[list[Rollout], dict]:
@@ -189,8 +120,6 @@ def main() -> None:
     p.add_argument("--lam", type=float, default=0.7)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--policy", choices=["lab", "scripted"], default="scripted",
-                   help="lab: the committed lab policy on vLLM; scripted: ScriptedLabPolicy (see its docstring)")
     p.add_argument("--threads", type=int, default=1, help="torch threads after collection")
     p.add_argument("--only", nargs="*", help="train/evaluate only these PRMs")
     p.add_argument("--ship", action="store_true", help="copy the best trained PRM to tdrm_search/assets/lab-prm")
@@ -199,7 +128,7 @@ def main() -> None:
 
     from tdrm_search.policies.vllm import VLLMPolicy
 
-    policy = VLLMPolicy(LAB_POLICY) if args.policy == "lab" else ScriptedLabPolicy(LAB_POLICY)
+    policy = VLLMPolicy(LAB_POLICY)
     train_problems = generate_problems(args.train_problems, seed=train_seed(0))
     eval_problems = generate_problems(args.eval_problems, seed=1)
     train_rollouts, train_stats = cached_rollouts(args.work / "train.jsonl", lambda: collect(

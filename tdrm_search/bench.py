@@ -145,7 +145,7 @@ def run_bench(
     that raises is retried one problem at a time, and a problem that still fails is recorded as failed.
     """
     if search_fn is None:
-        from tdrm_search.search import search_batch as search_fn
+        from tdrm_search.engine import search_batch as search_fn
     from tqdm import tqdm
 
     with RecordLog(out) as results:

@@ -7,7 +7,8 @@ import sys
 
 import orjson
 
-QUESTION = "Sam has 7 coins. He finds 5. Each coin becomes 3. He spends 4. How many coins now?"
+QUESTION = ("Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. On day 3 he spends 4. "
+            "How many coins after day 3?")
 
 
 def tdrm(*args: str, cwd=None) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from prm_train.train import TrainConfig, fit, train_prm
 from tdrm_search.loading import load_prm
 from tdrm_search.prms.base import ScoreRequest
 from tdrm_search.prms.hf import HFPRM
-from tdrm_search.search import search
+from tdrm_search.engine import search
 
 REQUESTS = [ScoreRequest(r.problem, tuple(r.steps)) for r in lab_rollouts(6, seed=21)]
 

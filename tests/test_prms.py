@@ -10,8 +10,8 @@ from tdrm_search.prms.encoding import encode_path
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.types import Problem
 
-PROBLEM = Problem("Sam has 7 coins. He finds 5. Each coin becomes 3. How many coins now?", "36")
-STEPS = ("7 + 5 = 12\n\n", "12 * 3 = 36\n\n", "The answer is 36.")
+PROBLEM = Problem("Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. How many coins after day 2?", "36")
+STEPS = ("Day 1: 7 + 5 = 12\n\n", "Day 2: 12 * 3 = 36\n\n", "The answer is 36.")
 
 
 def test_config_round_trip_and_clear_errors(tmp_path):

@@ -142,7 +142,7 @@ class NaNPRM:
 
 
 def test_a_prm_returning_nan_is_named(hf_lab_policy):
-    problem = Problem("Sam has 3 coins. He finds 2. How many coins now?", "5", id="nan-case")
+    problem = Problem("Sam has 3 coins. On day 1 he finds 2. How many coins after day 1?", "5", id="nan-case")
     with pytest.raises(ValueError, match="nan-case"):
         search(problem, hf_lab_policy, NaNPRM(), method="beam", n=2)
 

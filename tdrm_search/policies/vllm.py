@@ -70,7 +70,7 @@ class VLLMPolicy:
             torch.manual_seed(seed)
         params = [
             SamplingParams(
-                n=r.n, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens,
+                n=1 if r.temperature == 0 else r.n, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens,
                 stop=[r.stop] if r.stop else None, include_stop_str_in_output=True,
                 seed=seed + i if self.per_request_seed else None,
             )
@@ -79,4 +79,6 @@ class VLLMPolicy:
         prompts = [TokensPrompt(prompt_token_ids=list(r.prefix)) for r in requests]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         samples = [[Sample(list(o.token_ids), o.text, finish_reason(o)) for o in out.outputs] for out in outputs]
+        # vLLM refuses n > 1 at temperature 0; greedy continuations are identical, so copy the one it made
+        samples = [s * r.n if len(s) < r.n else s for s, r in zip(samples, requests)]
         return GenerateOutput(samples, [len(r.prefix) for r in requests], [out.num_cached_tokens or 0 for out in outputs])

@@ -2,15 +2,16 @@
 
 A problem starts from a number of coins and applies a list of operations, one sentence each:
 
-    Sam has 7 coins. He finds 5. Each coin becomes 3. He spends 4. How many coins now?
+    Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. On day 3 he spends 4.
+    How many coins after day 3?
 
 Its solution is one operation per step, steps joined by the step delimiter "\\n\\n":
 
-    7 + 5 = 12\\n\\n12 * 3 = 36\\n\\n36 - 4 = 32\\n\\nThe answer is 32.
+    Day 1: 7 + 5 = 12\\n\\nDay 2: 12 * 3 = 36\\n\\nDay 3: 36 - 4 = 32\\n\\nThe answer is 32.
 
-A step is correct only if it applies the next operation, with the problem's operand, to the running
+A step is correct only if it applies the day's operation, with the problem's operand, to the running
 value carried from the previous step, and its arithmetic is right; the final line must state the final
-value. Running values stay in [0, MAX_VALUE] and a multiplication never follows a multiplication.
+value. (Numbering the days lets a two-layer model find each day's operand by lookup.) Running values stay in [0, MAX_VALUE] and a multiplication never follows a multiplication.
 
 Held-out convention: evaluation uses seeds below TRAIN_SEED_BASE; training uses seeds from
 TRAIN_SEED_BASE upwards (`train_seed`), so training and evaluation draw from disjoint seed streams.
@@ -28,11 +29,11 @@ STEP_DELIMITER = "\n\n"
 MAX_VALUE = 999
 MAX_FACTOR = 5
 TRAIN_SEED_BASE = 1_000_000_000
-DEFAULT_NUM_OPS: int | tuple[int, int] = 4
-DEFAULT_MAX_OPERAND = 50
+DEFAULT_NUM_OPS: int | tuple[int, int] = 5
+DEFAULT_MAX_OPERAND = 9
 DEFAULT_DIFFICULTY: dict[str, Any] = {"num_ops": DEFAULT_NUM_OPS, "max_operand": DEFAULT_MAX_OPERAND}
 
-_SENTENCES = {"+": "He finds {}.", "-": "He spends {}.", "*": "Each coin becomes {}."}
+_SENTENCES = {"+": "he finds {}.", "-": "he spends {}.", "*": "each coin becomes {}."}
 _APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 _ANSWER_RE = re.compile(r"The answer is\s*\$?(-?[\d,]+)")
 
@@ -55,8 +56,8 @@ def _next_op(rng: random.Random, value: int, prev: str | None, max_operand: int)
 
 
 def _question(start: int, ops: list[tuple[str, int]]) -> str:
-    sentences = [f"Sam has {start} coins."] + [_SENTENCES[op].format(b) for op, b in ops]
-    return " ".join(sentences + ["How many coins now?"])
+    days = [f"On day {day} {_SENTENCES[op].format(b)}" for day, (op, b) in enumerate(ops, 1)]
+    return " ".join([f"Sam has {start} coins.", *days, f"How many coins after day {len(ops)}?"])
 
 
 def _final_value(start: int, ops: list[tuple[str, int]]) -> int:
@@ -94,12 +95,16 @@ def _ops(problem: Problem) -> list[tuple[str, int]]:
     return [(op, int(b)) for op, b in problem.meta["ops"]]
 
 
+def _step(day: int, value: int, op: str, b: int) -> str:
+    return f"Day {day}: {value} {op} {b} = {_APPLY[op](value, b)}"
+
+
 def reference_solution(problem: Problem) -> str:
     """The correct solution: one step per operation, then the final-answer line (no EOS)."""
     value, steps = int(problem.meta["start"]), []
-    for op, b in _ops(problem):
+    for day, (op, b) in enumerate(_ops(problem), 1):
         new = _APPLY[op](value, b)
-        steps.append(f"{value} {op} {b} = {new}")
+        steps.append(_step(day, value, op, b))
         value = new
     return STEP_DELIMITER.join(steps + [f"The answer is {value}."])
 
@@ -112,7 +117,7 @@ def step_labels(problem: Problem, steps: list[str]) -> list[bool]:
         text = raw.strip()
         if i < len(ops):
             op, b = ops[i]
-            expected = f"{value} {op} {b} = {_APPLY[op](value, b)}"
+            expected = _step(i + 1, value, op, b)
             value = _APPLY[op](value, b)
         else:
             expected = f"The answer is {value}." if i == len(ops) else None
