@@ -162,7 +162,6 @@ def main() -> None:
         # beam search scores partial paths step by step: vLLM's prefix cache makes that incremental
         beam_prm = VLLMPRM(args.work / name) if meta else prm
         row["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, beam_prm, NS)
-        del beam_prm
         if meta:
             row.update(train_seconds=meta["seconds"], losses=meta["losses"], train=meta["train"])
         row["eval_seconds"] = round(time.perf_counter() - started, 1)

@@ -1,6 +1,7 @@
 """`tdrm demo`: greedy decoding against verifier-guided search on lab problems, with a table and a plot.
 
-Runs on the embedded lab policy and the best PRM the package ships, in a few minutes on a CPU.
+Runs on the embedded lab policy and the lab's best verifier (the exact step checker; `--prm lab` for the
+trained lab PRM), in a few minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--methods", nargs="+", default=["best_of_n", "beam", "mcts"])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for records, summary and plots")
     add_engine_args(parser)
-    parser.set_defaults(func=run, prm_backend="hf")
+    # The exact step checker is the best verifier the lab has: the shipped trained PRM (--prm lab) is weaker
+    # (benchmarks/results/lab_prm_comparison.md).
+    parser.set_defaults(func=run, prm_backend="hf", prm="oracle")
 
 
 def run(args: argparse.Namespace) -> int:

