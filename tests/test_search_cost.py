@@ -26,8 +26,9 @@ def bench():
     return module
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def uncached_lab_policy():
+    """Session-scoped: destroying an in-process vLLM engine tears down vLLM's global state for every other one."""
     from tdrm_search.policies.vllm import VLLMPolicy
 
     return VLLMPolicy(LAB_POLICY, enable_prefix_caching=False)
