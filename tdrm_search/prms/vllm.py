@@ -19,7 +19,7 @@ class VLLMPRM:
             config = config or PRMConfig.load(llm)
             if config.head == "token_classify":
                 engine_kwargs.setdefault("runner", "pooling")
-                # a cached prefix comes back without its per-token outputs, so tags inside it could not be read
+                # per-token pooling needs every token computed; the pooling runner does not use the prefix cache
                 engine_kwargs.setdefault("enable_prefix_caching", False)
             llm = make_llm(llm, **engine_kwargs)
         if config is None:
