@@ -103,9 +103,8 @@ def reference_solution(problem: Problem) -> str:
     """The correct solution: one step per operation, then the final-answer line (no EOS)."""
     value, steps = int(problem.meta["start"]), []
     for day, (op, b) in enumerate(_ops(problem), 1):
-        new = _APPLY[op](value, b)
         steps.append(_step(day, value, op, b))
-        value = new
+        value = _APPLY[op](value, b)
     return STEP_DELIMITER.join(steps + [f"The answer is {value}."])
 
 
