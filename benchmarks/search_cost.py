@@ -6,7 +6,8 @@
 One process, one vLLM engine (policy; the PRM shares it when it is the policy's head), so every ratio is measured
 side by side under the same load. Writes benchmarks/results/search_cost_<model>.json and prints the table.
 The baseline is the paper's way: one `LLM.generate` call per expanded node (text prompt) and the full path
-rescored one sequence at a time with no prefix-cache reads. The HF memory check runs in a subprocess of its own.
+rescored one sequence at a time with no prefix-cache reads. It runs through the engine's scheduler, which scores
+identical sibling paths once, so its PRM cost here is, if anything, lower than the paper's code would pay. The HF memory check runs in a subprocess of its own.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+import networkx as nx
+
 RESULTS = Path(__file__).parent / "results"
+STEPS: list = []  # the policy engine's StepCounter, once main has built it
 GSM8K = Path(__file__).resolve().parents[2] / "shared/data/gsm8k_test.jsonl"
-COLUMNS = ["run", "n", "accuracy", "wall_s", "gen_tok_s", "gen_vs_raw", "gen_prefill_vs_unique",
+COLUMNS = ["run", "n", "accuracy", "wall_s", "gen_tok_s", "gen_vs_raw", "gen_tokens_per_engine_step",
+           "gen_prefill_vs_unique",
            "prm_prefill_vs_unique", "prm_tokens", "prm_cached_tokens", "generate_share", "score_share",
            "overhead_share", "peak_rss_mb"]
 
@@ -44,13 +49,15 @@ def model_path(name: str) -> Path:
     return LAB_POLICY if name == "lab" else smollm2_path() if name == "smollm2" else Path(name)
 
 
-def problems_for(model: str, count: int, max_steps: int):
-    """Lab problems one operation short of `max_steps` (so depth reaches it), else GSM8K."""
+def problems_for(model: str, count: int, max_steps: int | None):
+    """Lab problems one operation short of `max_steps` (so depth reaches it; None: the policy's trained
+    difficulty, for accuracy), else GSM8K."""
     from tdrm_search.datasets import load_dataset
-    from tdrm_search.tasks.lab import generate_problems
+    from tdrm_search.tasks.lab import DEFAULT_NUM_OPS, generate_problems
 
     if model == "lab":
-        return generate_problems(count, seed=11, num_ops=max(1, max_steps - 1))
+        num_ops = DEFAULT_NUM_OPS if max_steps is None else max(1, max_steps - 1)
+        return generate_problems(count, seed=11, num_ops=num_ops)
     return load_dataset("gsm8k", path=GSM8K, limit=count)
 
 
@@ -145,7 +152,8 @@ class FullPathRescoring:
 
 
 def prm_unique_tokens(prm, result) -> int:
-    """Distinct tokens of the tree in the PRM's encoding: its prompt once plus every step segment once."""
+    """Distinct tokens of the tree in the PRM's encoding: its prompt once plus the last step of every distinct
+    path once (siblings that sampled the same text are one path, and the engine scores them once)."""
     from tdrm_search.prms.encoding import prompt_text, step_text
 
     if not hasattr(prm, "tokenizer"):
@@ -153,11 +161,18 @@ def prm_unique_tokens(prm, result) -> int:
     chat = prm.config.prompt_template == "chat"
     total = len(prm.tokenizer.encode(prompt_text(prm.tokenizer, prm.config, result.problem.question),
                                      add_special_tokens=not chat))
-    for _, node in result.tree.nodes(data=True):
-        if node["depth"]:
-            total += len(prm.tokenizer.encode(step_text(prm.config, node["text"], node["depth"] - 1),
-                                              add_special_tokens=False))
+    for steps in distinct_paths(result.tree):
+        total += len(prm.tokenizer.encode(step_text(prm.config, steps[-1], len(steps) - 1), add_special_tokens=False))
     return total
+
+
+def distinct_paths(tree) -> set[tuple[str, ...]]:
+    """The step texts from the root to every node, each distinct path once."""
+    texts: dict[int, tuple[str, ...]] = {0: ()}
+    for node in nx.topological_sort(tree):
+        for child in tree.successors(node):
+            texts[child] = texts[node] + (tree.nodes[child]["text"],)
+    return {path for node, path in texts.items() if node}
 
 
 def summarize(name: str, n: int, results, prm, started_rss: float) -> dict:
@@ -194,14 +209,19 @@ def raw_generation(policy, problems, tokens: int, n: int, seed: int) -> dict:
     per_sample = max(1, math.ceil(tokens / (len(problems) * n)))
     params = SamplingParams(n=n, temperature=0.8, max_tokens=per_sample, ignore_eos=True)
     prompts = [TokensPrompt(prompt_token_ids=policy.encode_prompt(p.question)) for p in problems]
+    cold_caches(policy)
     torch.manual_seed(seed)
+    steps = STEPS[0].steps if STEPS else 0
     started = time.perf_counter()
     outs = policy.llm.generate(prompts, params, use_tqdm=False)
     wall = time.perf_counter() - started
     generated = sum(len(o.token_ids) for out in outs for o in out.outputs)
     print(f"  raw generate n={n}: {wall:.1f}s", flush=True)
-    return {"run": "raw generate", "n": n, "generated_tokens": generated, "wall_s": wall, "gen_tok_s": generated / wall,
-            "peak_rss_mb": peak_rss_mb()}
+    row = {"run": "raw generate", "n": n, "generated_tokens": generated, "wall_s": wall, "gen_tok_s": generated / wall,
+           "peak_rss_mb": peak_rss_mb()}
+    if STEPS:
+        row["gen_tokens_per_engine_step"] = generated / (STEPS[0].steps - steps)
+    return row
 
 
 def checkpoint(args, rows: list[dict]) -> None:
@@ -210,15 +230,54 @@ def checkpoint(args, rows: list[dict]) -> None:
     (RESULTS / f"search_cost_{Path(args.model).name}.partial.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
+def cold_caches(*engines) -> None:
+    """Empty the prefix caches, so a run's hits are its own and not left over from the run before."""
+    for engine in engines:
+        if hasattr(engine, "llm"):
+            engine.llm.reset_prefix_cache()
+
+
+class StepCounter:
+    """Counts a vLLM engine's scheduler steps (one forward pass each): tokens per step is batch occupancy."""
+
+    def __init__(self, llm):
+        engine, self.steps = llm.llm_engine, 0
+        step = engine.step
+
+        def counted():
+            self.steps += 1
+            return step()
+
+        engine.step = counted
+
+
 def run_search(name, problems, policy, prm, method, n, args, **options) -> dict:
     from tdrm_search import search_batch
 
-    rss = peak_rss_mb()
+    inner = getattr(prm, "prm", prm)
+    cold_caches(policy, inner)
+    rss, steps = peak_rss_mb(), STEPS[0].steps if STEPS else 0
     results = search_batch(problems, policy, prm, method=method, n=n, seed=args.seed, max_steps=args.max_steps,
                            max_step_tokens=args.max_step_tokens, max_tokens=args.max_tokens, **options)
-    row = summarize(name, n, results, getattr(prm, "prm", prm), rss)
+    row = summarize(name, n, results, inner, rss)
+    if STEPS and getattr(inner, "llm", None) is not policy.llm:  # steps of the policy's engine alone
+        row["gen_tokens_per_engine_step"] = row["generated_tokens"] / (STEPS[0].steps - steps)
     print(f"  {name} n={n}: {row['wall_s']:.1f}s", flush=True)
     return row
+
+
+def repeated(run: str, n: int, reps: int, measure, raw) -> list[dict]:
+    """`reps` runs, each followed by raw generation of as many tokens: the row with the median wall time,
+    with the median of the paired throughput ratios (pairs cancel the machine's drift between runs)."""
+    pairs = []
+    for _ in range(reps):
+        row = measure()
+        pairs.append((row, raw(row["generated_tokens"])))
+    ratios = sorted(row["gen_tok_s"] / base["gen_tok_s"] for row, base in pairs)
+    row, base = sorted(pairs, key=lambda p: p[0]["wall_s"])[reps // 2]
+    row.update(gen_vs_raw=ratios[reps // 2], gen_vs_raw_each=ratios, repeats=reps)
+    base.update(run=f"raw generate ({run})", repeats=reps)
+    return [row, base]
 
 
 def add_ratios(rows: list[dict]) -> dict:
@@ -226,13 +285,12 @@ def add_ratios(rows: list[dict]) -> dict:
     by = {(r["run"], r["n"]): r for r in rows}
     out = {}
     for (run, n), row in by.items():
-        raw = by.get(("raw generate", n))
-        if raw and run != "raw generate":
-            row["gen_vs_raw"] = row["gen_tok_s"] / raw["gen_tok_s"]
         base = by.get(("beam one-call-per-node", n))
         if run == "beam" and base:
+            mcts = by.get(("mcts", n), {})
             out[f"n={n}"] = {
                 "beam_gen_vs_raw": row.get("gen_vs_raw"),
+                "mcts_gen_vs_raw": mcts.get("gen_vs_raw"),
                 "beam_speedup_vs_baseline": base["wall_s"] / row["wall_s"],
                 "prm_tokens_computed_baseline_over_ours": (base["prm_tokens"] - base["prm_cached_tokens"])
                 / max(1, row["prm_tokens"] - row["prm_cached_tokens"]),
@@ -240,8 +298,23 @@ def add_ratios(rows: list[dict]) -> dict:
                 "gen_prefill_vs_unique": row["gen_prefill_vs_unique"],
                 "prm_prefill_vs_unique": row["prm_prefill_vs_unique"],
                 "overhead_share": row["overhead_share"],
+                "mcts_overhead_share": mcts.get("overhead_share"),
             }
     return out
+
+
+def accuracy_rows(args, policy, prm) -> list[dict]:
+    """Engine beam vs the one-call-per-node baseline on problems the policy can solve, same seeds and PRMs."""
+    problems = problems_for(args.model, args.accuracy_problems, None if args.model == "lab" else args.max_steps)
+    scorers = [(args.prm, prm)] + ([("oracle", make_prm("oracle", args.model, policy.llm))] if args.model == "lab" else [])
+    rows = []
+    for name, scorer in scorers:
+        for run, pol, wrapped in (("beam", policy, scorer),
+                                  ("beam one-call-per-node", OneCallPerNode(policy), FullPathRescoring(scorer))):
+            row = run_search(run, problems, pol, wrapped, "beam", args.ns[0], args)
+            rows.append({"run": run, "prm": name, "n": args.ns[0], "problems": len(problems), **{
+                k: row[k] for k in ("accuracy", "wall_s", "prm_tokens", "prm_cached_tokens")}})
+    return rows
 
 
 def hf_memory(args) -> list[dict]:
@@ -295,6 +368,9 @@ class FixedPRM:
                            [0] * len(requests))
 
 
+ACCURACY_COLUMNS = ["run", "prm", "n", "problems", "accuracy", "wall_s", "prm_tokens", "prm_cached_tokens"]
+
+
 def fmt(value) -> str:
     if value is None:
         return "-"
@@ -312,8 +388,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default="lab", help="lab, smollm2 or a model folder")
     parser.add_argument("--prm", default=None, help="policy (its own LM head), oracle, or a PRM folder; "
                         "default: the lab PRM when present, else policy")
-    parser.add_argument("--accuracy-prm", default=None, help="also compare engine and baseline beam accuracy "
-                        "with this PRM (e.g. oracle on lab)")
+    parser.add_argument("--accuracy-problems", type=int, default=32, help="problems the policy can solve (lab: "
+                        "its trained difficulty) for engine vs baseline beam accuracy at the first n; 0 skips")
     parser.add_argument("--problems", type=int, default=8)
     parser.add_argument("--n", dest="ns", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
     parser.add_argument("--max-steps", type=int, default=8)
@@ -321,6 +397,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--mcts-simulations", type=int, default=None, help="cap on MCTS rounds (default 4 n)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each engine search (median reported)")
     parser.add_argument("--hf-cache-tokens", type=int, default=4096, help="transformers prefix KV limit to check")
     parser.add_argument("--hf-problems", type=int, default=4, help="0 skips the transformers memory check")
     parser.add_argument("--hf-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -342,29 +419,31 @@ def main() -> None:
     args.prm = args.prm or default_prm(args.model)
     policy = VLLMPolicy(model_path(args.model), seed=args.seed)
     prm = make_prm(args.prm, args.model, policy.llm)
+    STEPS.append(StepCounter(policy.llm))
     problems = problems_for(args.model, args.problems, args.max_steps)
     run_search("warm-up", problems[:2], policy, prm, "beam", 4, args)
     rows = []
     for n in args.ns:
-        rows.append(run_search("beam", problems, policy, prm, "beam", n, args))
-        rows.append(raw_generation(policy, problems, rows[-1]["generated_tokens"], n, args.seed))
-        rows.append(run_search("mcts", problems, policy, prm, "mcts", n, args, simulations=args.mcts_simulations))
-        rows.append(run_search("beam one-call-per-node", problems, OneCallPerNode(policy), FullPathRescoring(prm),
-                               "beam", n, args))
-        checkpoint(args, rows)
-    if args.accuracy_prm:
-        check = make_prm(args.accuracy_prm, args.model, policy.llm)
-        n = args.ns[0]
-        rows.append(run_search(f"beam [{args.accuracy_prm}]", problems, policy, check, "beam", n, args))
-        rows.append(run_search(f"beam one-call-per-node [{args.accuracy_prm}]", problems, OneCallPerNode(policy),
-                               FullPathRescoring(check), "beam", n, args))
+        for run, pol, scorer, method, options in (
+            ("beam", policy, prm, "beam", {}),
+            ("mcts", policy, prm, "mcts", {"simulations": args.mcts_simulations}),
+            ("beam one-call-per-node", OneCallPerNode(policy), FullPathRescoring(prm), "beam", {}),
+        ):
+            reps = 1 if run.endswith("per-node") else args.repeats
+            rows += repeated(run, n, reps, lambda: run_search(run, problems, pol, scorer, method, n, args, **options),
+                             lambda tokens: raw_generation(policy, problems, tokens, n, args.seed))
+            checkpoint(args, rows)
+    accuracy = accuracy_rows(args, policy, prm) if args.accuracy_problems else []
     ratios = add_ratios(rows)
     memory = hf_memory(args) if args.hf_problems else []
     report = {"model": args.model, "prm": args.prm, "problems": len(problems), "max_steps": args.max_steps,
+              "accuracy_problems": args.accuracy_problems, "accuracy": accuracy,
               "backend": "vllm-cpu", "machine": platform.machine(), "command": " ".join(["python", *sys.argv]),
               "rows": rows, "ratios": ratios, "hf_memory": memory}
     print(table(rows, COLUMNS))
     print(json.dumps(ratios, indent=2))
+    if accuracy:
+        print(table(accuracy, ACCURACY_COLUMNS))
     if memory:
         print(table(memory, list(memory[0])))
     RESULTS.mkdir(exist_ok=True)
@@ -382,6 +461,9 @@ def write_markdown() -> None:
         parts += [f"## {report['model']} (PRM: {report['prm']}, {report['problems']} problems, "
                   f"max_steps {report['max_steps']})\n", f"`{report['command']}`\n", table(report["rows"], COLUMNS),
                   "\nRatios:\n", "```json\n" + json.dumps(report["ratios"], indent=2) + "\n```"]
+        if report.get("accuracy"):
+            parts += ["\nAccuracy, engine vs baseline (same problems, seeds and PRM):\n",
+                      table(report["accuracy"], ACCURACY_COLUMNS)]
         if report["hf_memory"]:
             parts += ["\nTransformers prefix KV store, bounded vs unbounded:\n",
                       table(report["hf_memory"], list(report["hf_memory"][0]))]

@@ -17,7 +17,8 @@ class SearchConfig:
     beam: `beam_width` beams (default n // expansions), each expanded into `expansions` children per round,
           as in search-and-learn; beam_width=1 is TDRM's greedy step search (sample k, keep the best).
     dvts: n // expansions independent subtrees, each a width-1 beam with `expansions` children per round.
-    mcts: up to `simulations` PUCT simulations (default 4 * n), `children` steps per expansion.
+    mcts: up to `simulations` PUCT simulations (default 4 * n), `children` steps per expansion, `parallel`
+          simulations per round (virtual loss keeps their leaves apart).
     """
 
     method: str = "beam"
@@ -35,12 +36,13 @@ class SearchConfig:
     expansions: int = 4
     simulations: int | None = None
     children: int = 4
+    parallel: int = 4
     c_puct: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        for name in ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children"):
+        for name in ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("beam_width", "simulations"):

@@ -128,23 +128,27 @@ class Scheduler:
             n.answer = answer if answer is not None else extract_answer("".join(tree.steps(node)))
 
     def score(self, jobs: list[Job], leaves: list[list[int]]) -> None:
-        """One PRM call for every new step; values already known are never recomputed."""
+        """One PRM call for every new step; values already known are never recomputed, and identical
+        new paths (siblings that sampled the same text) are scored once."""
         items = []
         for job, nodes in zip(jobs, leaves):
             for leaf in nodes:
                 path = job.tree.path(leaf)
                 start = next(i for i, nid in enumerate(path) if job.tree.nodes[nid].value is None)
-                items.append((job, path, start))
-        if not items:
+                items.append((job, path, (id(job.tree), tuple(job.tree.steps(leaf)), start)))
+        distinct = {key: job for job, _, key in items}
+        if not distinct:
             return
-        requests = [ScoreRequest(job.tree.problem, tuple(job.tree.steps(path[-1])), start) for job, path, start in items]
+        requests = [ScoreRequest(job.tree.problem, steps, start) for (_, steps, start), job in distinct.items()]
         started = time.perf_counter()
         out = self.prm.score(requests)
         score_s = time.perf_counter() - started
         check_scores(requests, out)
-        for (job, path, start), values, tokens, cached in zip(items, out.scores, out.tokens, out.cached_tokens):
-            for nid, value in zip(path[start:], values):
-                job.tree.nodes[nid].value = float(value)
+        scored = dict(zip(distinct, out.scores))
+        for job, tokens, cached in zip(distinct.values(), out.tokens, out.cached_tokens):
             job.stats.update(prm_tokens=tokens, prm_cached_tokens=cached)
+        for job, path, key in items:
+            for nid, value in zip(path[key[2] :], scored[key]):
+                job.tree.nodes[nid].value = float(value)
         for stats in per_tree(job for job, _, _ in items):
             stats.update(prm_calls=1, score_s=score_s)

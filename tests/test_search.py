@@ -85,6 +85,37 @@ def test_stats_match_what_the_backend_reported(policy, lab_problems):
     assert max(r.stats["generate_calls"] for r in results) == recording.totals["calls"]  # one call per round
 
 
+class CountingPRM(OraclePRM):
+    """The oracle, recording every path it is asked to score."""
+
+    def __init__(self):
+        super().__init__()
+        self.paths = []
+
+    def score(self, requests):
+        self.paths += [(r.problem.question, r.steps) for r in requests]
+        return super().score(requests)
+
+
+def test_identical_sibling_steps_are_scored_once(hf_lab_policy, lab_problems):
+    prm = CountingPRM()
+    r = search(lab_problems[0], hf_lab_policy, prm, method="beam", n=4, beam_width=1, temperature=0.0)
+    steps = {d["depth"]: d["text"] for _, d in r.tree.nodes(data=True) if d["depth"]}
+    assert len(prm.paths) == len(set(prm.paths)) == len(steps)  # greedy: the 4 siblings of a round are one path
+    assert all(d["score"] is not None for _, d in r.tree.nodes(data=True) if d["depth"])
+
+
+def test_parallel_mcts_batches_simulations_and_leaves_no_virtual_loss(hf_lab_policy, lab_problems):
+    runs = {p: search(lab_problems[2], hf_lab_policy, OraclePRM(), method="mcts", n=8, simulations=12, parallel=p)
+            for p in (1, 4)}
+    assert runs[4].stats["generate_calls"] < runs[1].stats["generate_calls"]
+    for r in runs.values():
+        tree, simulations = r.tree, r.tree.nodes[0]["visits"]
+        children_visits = sum(tree.nodes[c]["visits"] - 1 for c in tree.successors(0))  # each child starts at 1
+        assert 1 < simulations <= 12
+        assert children_visits == simulations - 1  # every backup but the root's own expansion, none virtual
+
+
 def test_beam_width_one_is_greedy_step_search(policy, lab_problems):
     r = search(lab_problems[1], policy, OraclePRM(), method="beam", n=4, beam_width=1)
     depths = Counter(d["depth"] for _, d in r.tree.nodes(data=True))

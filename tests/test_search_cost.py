@@ -11,6 +11,7 @@ import pytest
 
 from tdrm_search import search_batch
 from tdrm_search.loading import LAB_POLICY
+from tdrm_search.prms.encoding import encode_path
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.tasks.lab import generate_problems
 
@@ -64,7 +65,13 @@ def test_baseline_counts_full_paths_and_never_reads_the_cache(bench, vllm_lab_po
                            bench.FullPathRescoring(vllm_random_prm), method="beam", n=4, beam_width=2, max_steps=6)
     for r in results:
         assert r.stats["prm_cached_tokens"] == 0
-        assert r.stats["generate_calls"] >= 1 and r.stats["prm_tokens"] >= bench.prm_unique_tokens(vllm_random_prm, r)
+        assert r.stats["generate_calls"] >= 1
+        # one full path per distinct node: the whole encoding, every time
+        paths = bench.distinct_paths(r.tree)
+        assert r.stats["prm_tokens"] == sum(
+            len(encode_path(vllm_random_prm.tokenizer, vllm_random_prm.config, r.problem.question, list(p)).ids)
+            for p in paths)
+        assert r.stats["prm_tokens"] > bench.prm_unique_tokens(vllm_random_prm, r)
 
 
 def test_baseline_and_engine_reach_the_same_accuracy(bench, vllm_lab_policy):

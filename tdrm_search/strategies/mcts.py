@@ -2,6 +2,8 @@
 
 Each simulation walks from the root by PUCT to a node without children, expands it into `children`
 sampled steps, takes their PRM values as the leaf evaluation, and backs the best of them up the path.
+A round runs `parallel` simulations at once: each selected path takes a virtual loss (a visit worth 0)
+so the next selection looks elsewhere, and the loss is taken back before the real backup.
 Finished nodes are never re-expanded; a node whose children are all finished or exhausted is exhausted.
 If the simulations end before any path finishes, the most visited path is completed in one rollout, so a
 search always returns a solution.
@@ -13,6 +15,7 @@ import math
 
 from tdrm_search.config import SearchConfig
 from tdrm_search.scheduler import Expand
+from tdrm_search.strategies.beam import split_budget
 from tdrm_search.strategies.best_of_n import Strategy
 from tdrm_search.tree import ROOT, Tree
 
@@ -39,9 +42,9 @@ def select_leaf(tree: Tree, cfg: SearchConfig, exhausted: set[int]) -> list[int]
     return path
 
 
-def backup(tree: Tree, path: list[int], value: float) -> None:
+def backup(tree: Tree, path: list[int], value: float, visits: int = 1) -> None:
     for node in path:
-        tree.nodes[node].visits += 1
+        tree.nodes[node].visits += visits
         tree.nodes[node].value_sum += value
 
 
@@ -53,22 +56,38 @@ def most_visited_leaf(tree: Tree) -> int:
     return node
 
 
+def select_leaves(tree: Tree, cfg: SearchConfig, exhausted: set[int], count: int) -> list[list[int]]:
+    """Up to `count` distinct paths to expand, kept apart by virtual loss (undone before returning)."""
+    paths: list[list[int]] = []
+    while len(paths) < count:
+        path = select_leaf(tree, cfg, exhausted)
+        if path is None or any(path[-1] == p[-1] for p in paths):
+            break
+        backup(tree, path, 0.0)
+        paths.append(path)
+    for path in paths:
+        backup(tree, path, 0.0, visits=-1)
+    return paths
+
+
 def mcts(tree: Tree, cfg: SearchConfig) -> Strategy:
     exhausted: set[int] = set()
-    finished = 0
-    for _ in range(cfg.mcts_simulations):
-        if finished >= cfg.n:
+    finished = simulations = 0
+    while simulations < cfg.mcts_simulations and finished < cfg.n:
+        paths = select_leaves(tree, cfg, exhausted, min(cfg.parallel, cfg.mcts_simulations - simulations))
+        if not paths:
             return
-        path = select_leaf(tree, cfg, exhausted)
-        if path is None:
-            return
-        (kids,) = yield [Expand(path[-1], min(cfg.children, cfg.n - finished))]
-        for kid in kids:
-            node = tree.nodes[kid]
-            node.visits, node.value_sum = 1, node.value
-            if node.terminal is not None:
-                finished += 1
-                exhausted.add(kid)
-        backup(tree, path, max(tree.nodes[k].value for k in kids))
+        budget = split_budget(min(cfg.n - finished, cfg.children * len(paths)), len(paths))
+        asks = [(path, k) for path, k in zip(paths, budget) if k]
+        kids_per_path = yield [Expand(path[-1], k) for path, k in asks]
+        simulations += len(asks)
+        for (path, _), kids in zip(asks, kids_per_path):
+            for kid in kids:
+                node = tree.nodes[kid]
+                node.visits, node.value_sum = 1, node.value
+                if node.terminal is not None:
+                    finished += 1
+                    exhausted.add(kid)
+            backup(tree, path, max(tree.nodes[k].value for k in kids))
     if finished == 0:  # simulations ran out before any path finished: complete the most visited one
         yield [Expand(most_visited_leaf(tree), 1, whole=True)]
