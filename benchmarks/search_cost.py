@@ -95,7 +95,7 @@ class OneCallPerNode:
 
 
 def generate_text(policy, text: str, request, seed: int):
-    """One text-prompt call for one request: its samples, prompt tokens and cached prompt tokens."""
+    """One text-prompt call for one node: its samples, prompt tokens and cached prompt tokens."""
     import torch
     from vllm import SamplingParams
 
@@ -103,12 +103,13 @@ def generate_text(policy, text: str, request, seed: int):
     from tdrm_search.policies.vllm import finish_reason
 
     torch.manual_seed(seed)
-    params = SamplingParams(n=request.n, temperature=request.temperature, top_p=request.top_p,
-                            max_tokens=request.max_tokens, stop=[request.stop] if request.stop else None,
-                            include_stop_str_in_output=True)
-    (out,) = policy.llm.generate([text], params, use_tqdm=False)
-    samples = [Sample(list(o.token_ids), o.text, finish_reason(o)) for o in out.outputs]
-    return samples, len(out.prompt_token_ids), out.num_cached_tokens or 0
+    params = SamplingParams(temperature=request.temperature, top_p=request.top_p, max_tokens=request.max_tokens,
+                            stop=[request.stop] if request.stop else None, include_stop_str_in_output=True)
+    runs = 1 if request.temperature == 0 else request.n  # one prompt per sample, counted as the engine ran them
+    outs = policy.llm.generate([text] * runs, params, use_tqdm=False)
+    samples = [Sample(list(o.token_ids), o.text, finish_reason(o)) for out in outs for o in out.outputs]
+    samples = samples * request.n if len(samples) < request.n else samples
+    return samples, sum(len(o.prompt_token_ids) for o in outs), sum(o.num_cached_tokens or 0 for o in outs)
 
 
 class FullPathRescoring:

@@ -35,7 +35,7 @@ class GenerateOutput:
     """The samples of every request, plus what the backend reports about the call."""
 
     samples: list[list[Sample]]
-    prompt_tokens: list[int]  # per request: prompt tokens sent (once per request, whatever its n)
+    prompt_tokens: list[int]  # per request: prompt tokens the engine took in (vLLM: once per sample it ran)
     cached_prompt_tokens: list[int]  # per request: of those, served from the prefix cache
 
 

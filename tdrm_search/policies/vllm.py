@@ -61,6 +61,8 @@ class VLLMPolicy:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def generate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
+        """Each of a request's n samples is its own engine request (vLLM runs them so anyway), which makes the
+        prompt and cache counts exactly what the engine computed. Greedy requests run once and are copied."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -68,17 +70,23 @@ class VLLMPolicy:
             import torch
 
             torch.manual_seed(seed)
+        owners = [i for i, r in enumerate(requests) for _ in range(1 if r.temperature == 0 else r.n)]
         params = [
             SamplingParams(
-                n=1 if r.temperature == 0 else r.n, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens,
-                stop=[r.stop] if r.stop else None, include_stop_str_in_output=True,
-                seed=seed + i if self.per_request_seed else None,
+                temperature=requests[i].temperature, top_p=requests[i].top_p, max_tokens=requests[i].max_tokens,
+                stop=[requests[i].stop] if requests[i].stop else None, include_stop_str_in_output=True,
+                seed=seed + k if self.per_request_seed else None,
             )
-            for i, r in enumerate(requests)
+            for k, i in enumerate(owners)
         ]
-        prompts = [TokensPrompt(prompt_token_ids=list(r.prefix)) for r in requests]
+        prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prefix)) for i in owners]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        samples = [[Sample(list(o.token_ids), o.text, finish_reason(o)) for o in out.outputs] for out in outputs]
-        # vLLM refuses n > 1 at temperature 0; greedy continuations are identical, so copy the one it made
+        samples: list[list[Sample]] = [[] for _ in requests]
+        prompt, cached = [0] * len(requests), [0] * len(requests)
+        for i, out in zip(owners, outputs):
+            samples[i] += [Sample(list(o.token_ids), o.text, finish_reason(o)) for o in out.outputs]
+            prompt[i] += len(out.prompt_token_ids)
+            cached[i] += out.num_cached_tokens or 0
+        # greedy continuations are identical: copy the one the engine made
         samples = [s * r.n if len(s) < r.n else s for s, r in zip(samples, requests)]
-        return GenerateOutput(samples, [len(r.prefix) for r in requests], [out.num_cached_tokens or 0 for out in outputs])
+        return GenerateOutput(samples, prompt, cached)
