@@ -60,6 +60,19 @@ def test_counters_add_up(vllm_lab_policy, uncached_lab_policy, vllm_random_prm, 
         assert s["generate_s"] + s["score_s"] <= s["wall_s"]
 
 
+def test_vllm_counts_each_sample_it_ran(vllm_lab_policy, lab_problems):
+    """vLLM runs every one of n samples as its own sequence; the counts say so (greedy runs once)."""
+    from tdrm_search.policies.base import SampleRequest
+
+    prefix = tuple(vllm_lab_policy.encode_prompt(lab_problems[0].question))
+    vllm_lab_policy.llm.reset_prefix_cache()
+    sampled, greedy = [SampleRequest(prefix, n=4, max_tokens=8, temperature=t) for t in (1.0, 0.0)]
+    out = vllm_lab_policy.generate([sampled, greedy], seed=0)
+    assert out.prompt_tokens == [4 * len(prefix), len(prefix)]
+    assert [len(s) for s in out.samples] == [4, 4] and len({tuple(s.token_ids) for s in out.samples[1]}) == 1
+    assert out.cached_prompt_tokens[0] >= 3 * (len(prefix) // 32 * 32)  # the later samples read the first's blocks
+
+
 def test_baseline_counts_full_paths_and_never_reads_the_cache(bench, vllm_lab_policy, vllm_random_prm, lab_problems):
     results = search_batch(lab_problems[:2], bench.OneCallPerNode(vllm_lab_policy),
                            bench.FullPathRescoring(vllm_random_prm), method="beam", n=4, beam_width=2, max_steps=6)

@@ -2,8 +2,9 @@
 
 Each simulation walks from the root by PUCT to a node without children, expands it into `children`
 sampled steps, takes their PRM values as the leaf evaluation, and backs the best of them up the path.
-A round runs `parallel` simulations at once: each selected path takes a virtual loss (a visit worth 0)
-so the next selection looks elsewhere, and the loss is taken back before the real backup.
+A round runs up to `parallel` simulations at once (no more than the budget left can give `children` each):
+each selected path takes a virtual loss (a visit worth 0) so the next selection looks elsewhere, and the
+loss is taken back before the real backup.
 Finished nodes are never re-expanded; a node whose children are all finished or exhausted is exhausted.
 If the simulations end before any path finishes, the most visited path is completed in one rollout, so a
 search always returns a solution.
@@ -15,7 +16,6 @@ import math
 
 from tdrm_search.config import SearchConfig
 from tdrm_search.scheduler import Expand
-from tdrm_search.strategies.beam import split_budget
 from tdrm_search.strategies.best_of_n import Strategy
 from tdrm_search.tree import ROOT, Tree
 
@@ -74,14 +74,14 @@ def mcts(tree: Tree, cfg: SearchConfig) -> Strategy:
     exhausted: set[int] = set()
     finished = simulations = 0
     while simulations < cfg.mcts_simulations and finished < cfg.n:
-        paths = select_leaves(tree, cfg, exhausted, min(cfg.parallel, cfg.mcts_simulations - simulations))
+        # as many leaves as the budget can give a full `children` each (never more finished than n)
+        width = min(cfg.parallel, cfg.mcts_simulations - simulations, max(1, (cfg.n - finished) // cfg.children))
+        paths = select_leaves(tree, cfg, exhausted, width)
         if not paths:
             return
-        budget = split_budget(min(cfg.n - finished, cfg.children * len(paths)), len(paths))
-        asks = [(path, k) for path, k in zip(paths, budget) if k]
-        kids_per_path = yield [Expand(path[-1], k) for path, k in asks]
-        simulations += len(asks)
-        for (path, _), kids in zip(asks, kids_per_path):
+        kids_per_path = yield [Expand(path[-1], min(cfg.children, cfg.n - finished)) for path in paths]
+        simulations += len(paths)
+        for path, kids in zip(paths, kids_per_path):
             for kid in kids:
                 node = tree.nodes[kid]
                 node.visits, node.value_sum = 1, node.value
