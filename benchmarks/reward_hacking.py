@@ -28,7 +28,7 @@ from tdrm_search.tasks.lab import STEP_DELIMITER, generate_problems, reference_s
 
 RESULTS = Path(__file__).parent / "results" / "reward_hacking.json"
 MODES = ("mix", "clip", "delta", "clip_delta")
-_STEP = re.compile(r"^(\d+) ([-+*]) (\d+) = (\d+)$")
+_STEP = re.compile(r"^(?:Day \d+: )?(\d+) ([-+*]) (\d+) = (\d+)$")  # the lab's "Day k: a op b = c"
 _ANSWER = re.compile(r"^The answer is (\d+)\.$")
 
 

@@ -15,7 +15,7 @@ from rl_bridge.reward import (
 from tdrm_search.loading import LAB_PRM
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.oracle import OraclePRM
-from tdrm_search.tasks.lab import generate_problems, reference_solution
+from tdrm_search.tasks.lab import STEP_DELIMITER, generate_problems, reference_solution
 
 
 class TablePRM:
@@ -212,3 +212,21 @@ def test_trained_lab_prm_through_every_mode():
         for out in outs:
             assert out.error is None and out.rule == 1.0 and 0.0 <= out.prm <= 1.0
             assert out.reward == pytest.approx(sum(out.step_rewards))
+
+
+def test_reward_hacking_benchmark_pays_raw_sums_for_padding_and_delta_nothing():
+    """The benchmark's step-local checker must read the lab's step format (it once silently rated every step 0)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reward_hacking.py"
+    spec = importlib.util.spec_from_file_location("reward_hacking", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    problems = generate_problems(5, seed=2)
+    steps = tuple(reference_solution(problems[0]).split(STEP_DELIMITER))
+    assert bench.StepArithmeticPRM().score([ScoreRequest(problems[0], steps)]).scores == [[1.0] * len(steps)]
+    table = bench.returns(bench.StepArithmeticPRM(), problems, [0, 2], {"eta": 0.5, "grade_timeout_s": None})
+    assert all(b == a + 2 for a, b in zip(table["raw_sum"][0], table["raw_sum"][2]))
+    for mode in ("delta", "clip_delta"):
+        assert table[mode][0] == table[mode][2]
