@@ -7,7 +7,8 @@ One process, one vLLM engine (policy; the PRM shares it when it is the policy's 
 side by side under the same load. Writes benchmarks/results/search_cost_<model>.json and prints the table.
 The baseline is the paper's way: one `LLM.generate` call per expanded node (text prompt) and the full path
 rescored one sequence at a time with no prefix-cache reads. It runs through the engine's scheduler, which scores
-identical sibling paths once, so its PRM cost here is, if anything, lower than the paper's code would pay. The HF memory check runs in a subprocess of its own.
+identical sibling paths once, so its PRM cost here is, if anything, lower than the paper's code would pay.
+The HF memory check runs in a subprocess of its own.
 """
 
 from __future__ import annotations
@@ -307,7 +308,9 @@ def add_ratios(rows: list[dict]) -> dict:
 def accuracy_rows(args, policy, prm) -> list[dict]:
     """Engine beam vs the one-call-per-node baseline on problems the policy can solve, same seeds and PRMs."""
     problems = problems_for(args.model, args.accuracy_problems, None if args.model == "lab" else args.max_steps)
-    scorers = [(args.prm, prm)] + ([("oracle", make_prm("oracle", args.model, policy.llm))] if args.model == "lab" else [])
+    scorers = [(args.prm, prm)]
+    if args.model == "lab":
+        scorers.append(("oracle", make_prm("oracle", args.model, policy.llm)))
     rows = []
     for name, scorer in scorers:
         for run, pol, wrapped in (("beam", policy, scorer),
