@@ -98,14 +98,12 @@ class OneCallPerNode:
 def generate_text(policy, text: str, request, seed: int):
     """One text-prompt call for one node: its samples, prompt tokens and cached prompt tokens."""
     import torch
-    from vllm import SamplingParams
 
     from tdrm_search.policies.base import Sample
-    from tdrm_search.policies.vllm import finish_reason
+    from tdrm_search.policies.vllm import finish_reason, sampling_params
 
     torch.manual_seed(seed)
-    params = SamplingParams(temperature=request.temperature, top_p=request.top_p, max_tokens=request.max_tokens,
-                            stop=[request.stop] if request.stop else None, include_stop_str_in_output=True)
+    params = sampling_params(request)
     runs = 1 if request.temperature == 0 else request.n  # one prompt per sample, counted as the engine ran them
     outs = policy.llm.generate([text] * runs, params, use_tqdm=False)
     samples = [Sample(list(o.token_ids), o.text, finish_reason(o)) for out in outs for o in out.outputs]

@@ -135,8 +135,9 @@ class Scheduler:
             for leaf in nodes:
                 path = job.tree.path(leaf)
                 start = next(i for i, nid in enumerate(path) if job.tree.nodes[nid].value is None)
-                items.append((job, path, (id(job.tree), tuple(job.tree.steps(leaf)), start)))
-        distinct = {key: job for job, _, key in items}
+                steps = tuple(job.tree.nodes[nid].text for nid in path)
+                items.append((job, path, start, (id(job.tree), steps, start)))
+        distinct = {key: job for job, _, _, key in items}
         if not distinct:
             return
         requests = [ScoreRequest(job.tree.problem, steps, start) for (_, steps, start), job in distinct.items()]
@@ -147,8 +148,8 @@ class Scheduler:
         scored = dict(zip(distinct, out.scores))
         for job, tokens, cached in zip(distinct.values(), out.tokens, out.cached_tokens):
             job.stats.update(prm_tokens=tokens, prm_cached_tokens=cached)
-        for job, path, key in items:
-            for nid, value in zip(path[key[2] :], scored[key]):
+        for job, path, start, key in items:
+            for nid, value in zip(path[start:], scored[key]):
                 job.tree.nodes[nid].value = float(value)
-        for stats in per_tree(job for job, _, _ in items):
+        for stats in per_tree(job for job, *_ in items):
             stats.update(prm_calls=1, score_s=score_s)

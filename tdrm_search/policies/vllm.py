@@ -40,6 +40,16 @@ def finish_reason(output) -> str:
     return "stop" if isinstance(output.stop_reason, str) else "eos"
 
 
+def sampling_params(request: SampleRequest, seed: int | None = None):
+    """One sample of `request` (n=1: each sample is its own engine request), stop text kept in the output."""
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        temperature=request.temperature, top_p=request.top_p, max_tokens=request.max_tokens,
+        stop=[request.stop] if request.stop else None, include_stop_str_in_output=True, seed=seed,
+    )
+
+
 class VLLMPolicy:
     """Wraps a `vllm.LLM` (or builds one from a model path with `make_llm`)."""
 
@@ -63,7 +73,6 @@ class VLLMPolicy:
     def generate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
         """Each of a request's n samples is its own engine request (vLLM runs them so anyway), which makes the
         prompt and cache counts exactly what the engine computed. Greedy requests run once and are copied."""
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         if not self.per_request_seed:
@@ -71,14 +80,7 @@ class VLLMPolicy:
 
             torch.manual_seed(seed)
         owners = [i for i, r in enumerate(requests) for _ in range(1 if r.temperature == 0 else r.n)]
-        params = [
-            SamplingParams(
-                temperature=requests[i].temperature, top_p=requests[i].top_p, max_tokens=requests[i].max_tokens,
-                stop=[requests[i].stop] if requests[i].stop else None, include_stop_str_in_output=True,
-                seed=seed + k if self.per_request_seed else None,
-            )
-            for k, i in enumerate(owners)
-        ]
+        params = [sampling_params(requests[i], seed + k if self.per_request_seed else None) for k, i in enumerate(owners)]
         prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prefix)) for i in owners]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         samples: list[list[Sample]] = [[] for _ in requests]
