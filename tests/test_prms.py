@@ -110,3 +110,25 @@ def test_qwen25_math_prm_format_reads_every_tag_with_transformers(qwen_prm_dir):
     assert [len(s) for s in hf] == [3, 1]
     assert len(set(hf[0])) == 3  # the head really reads each tag, not one pooled value
     assert hf[1][0] == pytest.approx(hf[0][1], abs=1e-5)  # scoring from `start` reads the same tag
+
+
+@pytest.mark.parametrize("folder", ["random_prm_dir", "qwen_prm_dir"])
+def test_hf_prm_computes_each_distinct_token_once_and_scores_as_without_its_store(folder, request):
+    """Search-shaped calls (two first steps, two children of one, a grandchild): with its key/value store the PRM
+    computes exactly the tree's distinct tokens and returns what a store-less PRM returns; a small store stays small."""
+    path = request.getfixturevalue(folder)
+    stored, fresh, small = HFPRM(path), HFPRM(path, cache_tokens=0), HFPRM(path, cache_tokens=60)
+    wrong = ("Day 1: 7 + 5 = 13\n\n", "Day 2: 12 * 3 = 35\n\n")
+    rounds = [[ScoreRequest(PROBLEM, STEPS[:1]), ScoreRequest(PROBLEM, wrong[:1])],
+              [ScoreRequest(PROBLEM, STEPS[:2], 1), ScoreRequest(PROBLEM, (STEPS[0], wrong[1]), 1)],
+              [ScoreRequest(PROBLEM, STEPS, 2)]]
+    computed, paths = 0, []
+    for batch in rounds:
+        out, expected = stored.score(batch), fresh.score(batch).scores
+        for got, want, from_small in zip(out.scores, expected, small.score(batch).scores):
+            assert got == pytest.approx(want, abs=1e-5) and from_small == pytest.approx(want, abs=1e-5)
+        computed += sum(out.tokens) - sum(out.cached_tokens)
+        paths += [stored.encode(r).ids for r in batch]
+        assert small.kv.tokens <= 60
+    assert computed == len({tuple(ids[:k]) for ids in paths for k in range(1, len(ids) + 1)})
+    assert sum(fresh.score(rounds[2]).cached_tokens) == 0

@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tdrm_search.policies.base import GenerateOutput, Sample, SampleRequest
-from tdrm_search.policies.kv_cache import KV, Entry, PrefixKVCache, crop
+from tdrm_search.kv_cache import KV, Entry, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.policies.prompt import encode_question
-
-
-def as_kv(cache: DynamicCache) -> KV:
-    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def eos_ids(model, tokenizer) -> set[int]:
@@ -69,7 +65,7 @@ class HFPolicy:
         return GenerateOutput(samples, [len(r.prefix) for r in requests], cached)
 
     def forward(self, ids: list[int], kv: KV | None, start: int) -> tuple[KV, torch.Tensor]:
-        cache = DynamicCache(ddp_cache_data=kv) if kv else DynamicCache()
+        cache = batch_cache(kv, 1)
         positions = torch.arange(start, start + len(ids)).unsqueeze(0)
         out = self.model(input_ids=torch.tensor([ids]), past_key_values=cache, position_ids=positions, use_cache=True)
         return as_kv(out.past_key_values), out.logits[0, -1]
@@ -89,7 +85,7 @@ class HFPolicy:
     def sample(self, request: SampleRequest, kv: KV, logits: torch.Tensor, generator: torch.Generator) -> list[Sample]:
         """Decode `n` rows in one batch until each hits EOS, the stop text or `max_tokens`."""
         n, position = request.n, len(request.prefix)
-        cache = DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv])
+        cache = batch_cache(kv, n)
         logits = logits.expand(n, -1)
         rows: list[list[int]] = [[] for _ in range(n)]
         finish: list[str | None] = [None] * n

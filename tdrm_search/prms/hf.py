@@ -1,4 +1,5 @@
-"""A transformers PRM: every unscored step of a path read out in one forward pass, batched over paths."""
+"""A transformers PRM: every unscored step of a path read out in one forward pass, batched over paths, with the
+key/values of scored paths kept (bounded, least recently used first out) so a child computes only its new step."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
+from tdrm_search.kv_cache import KV, Entry, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
 from tdrm_search.prms.encoding import EncodedPath, encode_path, pad_values, single_token_id
+from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
 
 
 def lm_readout(logits: torch.Tensor, good: int, bad: int) -> torch.Tensor:
@@ -26,6 +28,14 @@ def load_model(folder: str | Path, config: PRMConfig, dtype: torch.dtype):
     return AutoModelForTokenClassification.from_pretrained(folder, dtype=dtype)
 
 
+def backbone_and_head(model, head: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder that yields hidden states and the layer that reads them (LM head or classifier)."""
+    backbone = model.model if isinstance(model, Qwen2ProcessRewardModel) else model.base_model
+    if head == "lm":
+        return backbone, model.get_output_embeddings()
+    return backbone, model.score if hasattr(model, "score") else model.classifier
+
+
 def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(map(len, paths))
     ids = torch.full((len(paths), width), pad, dtype=torch.long)
@@ -36,11 +46,19 @@ def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Ten
     return ids, mask
 
 
+def common_length(rows: list[list[int]]) -> int:
+    """Length of the longest prefix all rows share."""
+    shortest = min(map(len, rows))
+    return next((i for i in range(shortest) if len({row[i] for row in rows}) > 1), shortest)
+
+
 class HFPRM:
-    """A PRM folder (model + tokenizer + tdrm_prm.json), or a model object with its tokenizer and config."""
+    """A PRM folder (model + tokenizer + tdrm_prm.json), or a model object with its tokenizer and config.
+    `cache_tokens` bounds the stored key/values of scored paths (0 turns reuse off). The PRM must be a causal
+    decoder: a step's value may depend on the steps before it only."""
 
     def __init__(self, model, tokenizer=None, config: PRMConfig | None = None, *, batch_size: int = 16,
-                 dtype: torch.dtype = torch.float32):
+                 cache_tokens: int = 65_536, dtype: torch.dtype = torch.float32):
         if isinstance(model, (str, Path)):
             config = config or PRMConfig.load(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
@@ -48,34 +66,82 @@ class HFPRM:
         if tokenizer is None or config is None:
             raise ValueError("HFPRM needs a tokenizer and a PRMConfig when given a model object")
         self.model, self.tokenizer, self.config, self.batch_size = model.eval(), tokenizer, config, batch_size
+        self.backbone, self.head = backbone_and_head(model, config.head)
         if config.head == "lm":
             self.good = single_token_id(tokenizer, config.good_token, "good_token")
             self.bad = single_token_id(tokenizer, config.bad_token, "bad_token")
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.kv = PrefixKVCache(cache_tokens)
 
     def encode(self, request: ScoreRequest) -> EncodedPath:
         return encode_path(self.tokenizer, self.config, request.problem.question, request.steps,
                            self.model.config.max_position_embeddings)
 
+    def readout(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Values from hidden states at step tags."""
+        logits = self.head(hidden)
+        if self.config.head == "lm":
+            return lm_readout(logits, self.good, self.bad)
+        return torch.softmax(logits.float(), -1)[..., self.config.positive_label]
+
     @torch.inference_mode()
+    def run(self, rows: list[list[int]], past: KV | None, start: int,
+            reads: list[list[int]]) -> tuple[list[torch.Tensor], KV]:
+        """Rows of new ids after a shared `past` of `start` tokens (right padding, so padded positions are
+        never read); values at each row's absolute positions `reads`, and the batch's key/values."""
+        ids, mask = right_pad(rows, self.pad)
+        batch = len(rows)
+        cache = batch_cache(past, batch)
+        hidden = self.backbone(
+            input_ids=ids, attention_mask=torch.cat([torch.ones(batch, start, dtype=torch.long), mask], 1),
+            position_ids=torch.arange(start, start + ids.shape[1]).expand(batch, -1),
+            past_key_values=cache, use_cache=True,
+        ).last_hidden_state
+        values = [self.readout(hidden[i, [p - start for p in at]]) for i, at in enumerate(reads)]
+        return values, as_kv(cache)
+
     def step_values(self, paths: list[EncodedPath]) -> list[torch.Tensor]:
-        """Values at every step tag of each path; right padding, so padded positions are never read."""
-        ids, mask = right_pad([p.ids for p in paths], self.pad)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits
-        out = []
-        for row, path in zip(logits, paths):
-            at_tags = row[path.ends]
-            if self.config.head == "lm":
-                out.append(lm_readout(at_tags, self.good, self.bad))
-            else:
-                out.append(torch.softmax(at_tags.float(), -1)[:, self.config.positive_label])
-        return out
+        """Values at every step tag of each whole path, nothing read from or written to the store."""
+        return self.run([p.ids for p in paths], None, 0, [p.ends for p in paths])[0]
 
     def score(self, requests: list[ScoreRequest]) -> ScoreOutput:
         paths = [self.encode(r) for r in requests]
-        scores: list[list[float]] = []
-        for i in range(0, len(paths), self.batch_size):
-            chunk = paths[i : i + self.batch_size]
-            for request, values in zip(requests[i : i + self.batch_size], self.step_values(chunk)):
-                scores.append(pad_values(values.tolist(), len(request.steps))[request.start :])
-        return ScoreOutput(scores, [len(p.ids) for p in paths], [0] * len(paths))
+        reads = [p.ends[r.start :] for p, r in zip(paths, requests)]
+        values: list[list[float]] = [[] for _ in requests]
+        cached = [0] * len(requests)
+        groups: dict[tuple[int, ...], list[int]] = {}  # a stored prefix -> the requests that continue it
+        pasts: dict[tuple[int, ...], KV | None] = {}
+        for i, (path, at) in enumerate(zip(paths, reads)):
+            if at:  # steps past the context have nothing to read
+                length, entry = self.kv.longest_prefix(tuple(path.ids))
+                prefix = tuple(path.ids[: min(length, at[0])])  # the first value read must be computed now
+                groups.setdefault(prefix, []).append(i)
+                pasts[prefix] = crop(entry.kv, len(prefix)) if prefix else None
+        for stored, members in groups.items():
+            members.sort(key=lambda i: len(paths[i].ids))
+            prefix, past = self.shared_prefix(stored, pasts[stored], [paths[i].ids for i in members],
+                                              min(reads[i][0] for i in members))
+            for chunk in (members[j : j + self.batch_size] for j in range(0, len(members), self.batch_size)):
+                out, kv = self.run([paths[i].ids[len(prefix) :] for i in chunk], past, len(prefix),
+                                   [reads[i] for i in chunk])
+                for row, i in enumerate(chunk):
+                    values[i], cached[i] = out[row].tolist(), len(prefix)
+                    self.store(paths[i].ids, [(k[row : row + 1], v[row : row + 1]) for k, v in kv])
+            cached[members[0]] = len(stored)  # the group's shared part was computed once, on its first member's count
+        scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(values, requests)]
+        return ScoreOutput(scores, [len(p.ids) for p in paths], cached)
+
+    def shared_prefix(self, prefix: tuple[int, ...], past: KV | None, rows: list[list[int]],
+                      limit: int) -> tuple[tuple[int, ...], KV | None]:
+        """`prefix` and its key/values extended by what all `rows` share (up to position `limit`, the first
+        value they read), computed once and stored, so siblings never each compute their common part."""
+        shared = min(common_length(rows), limit) if len(rows) > 1 else len(prefix)
+        if shared > len(prefix):
+            _, past = self.run([rows[0][len(prefix) : shared]], past, len(prefix), [[]])
+            prefix = tuple(rows[0][:shared])
+            self.store(list(prefix), past)
+        return prefix, past
+
+    def store(self, ids: list[int], kv: KV) -> None:
+        if len(ids) <= self.kv.max_tokens:
+            self.kv.put(tuple(ids), Entry([(k.clone(), v.clone()) for k, v in crop(kv, len(ids))], None))

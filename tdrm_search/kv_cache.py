@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values shaped [1, heads, tokens, head_dim]
 
@@ -17,6 +18,17 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values shaped [
 class Entry:
     kv: KV
     logits: torch.Tensor | None  # next-token logits after the prefix, when known
+
+
+def as_kv(cache: DynamicCache) -> KV:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def batch_cache(kv: KV | None, batch: int) -> DynamicCache:
+    """A cache holding `kv` (one row) for each of `batch` rows, without copying; empty when `kv` is None."""
+    if not kv:
+        return DynamicCache()
+    return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv])
 
 
 def crop(kv: KV, length: int) -> KV:
