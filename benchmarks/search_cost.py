@@ -8,7 +8,8 @@ side by side under the same load. Writes benchmarks/results/search_cost_<model>.
 The baseline is the paper's way: one `LLM.generate` call per expanded node (text prompt) and the full path
 rescored one sequence at a time with no prefix-cache reads. It runs through the engine's scheduler, which scores
 identical sibling paths once, so its PRM cost here is, if anything, lower than the paper's code would pay.
-The HF memory check runs in a subprocess of its own.
+The transformers check (a deep beam with bounded and unbounded key/value stores; on the lab, the lab PRM on
+transformers too, so it also shows token-granular prefix reuse in scoring) runs in subprocesses of its own.
 """
 
 from __future__ import annotations
@@ -166,6 +167,22 @@ def prm_unique_tokens(prm, result) -> int:
     return total
 
 
+def prm_token_trie(prm, result) -> int:
+    """Tokens in the trie of every distinct path's PRM encoding: what remains when siblings' common leading
+    tokens (same words, different number) are counted once too, the floor for a token-granular cache."""
+    from tdrm_search.prms.encoding import encode_path
+
+    root: dict = {}
+    size = 0
+    for steps in distinct_paths(result.tree):
+        node = root
+        for token in encode_path(prm.tokenizer, prm.config, result.problem.question, steps).ids:
+            if token not in node:
+                node[token], size = {}, size + 1
+            node = node[token]
+    return size
+
+
 def distinct_paths(tree) -> set[tuple[str, ...]]:
     """The step texts from the root to every node, each distinct path once."""
     texts: dict[int, tuple[str, ...]] = {0: ()}
@@ -320,7 +337,7 @@ def accuracy_rows(args, policy, prm) -> list[dict]:
 
 
 def hf_memory(args) -> list[dict]:
-    """Deep n=max beam on the transformers backend, with a bounded and an unbounded prefix KV store,
+    """Deep n=max beam on the transformers backend, with bounded and unbounded prefix key/value stores,
     each in its own subprocess so peak RSS is that run's."""
     rows = []
     for limit in (args.hf_cache_tokens, 10**9):
@@ -333,31 +350,53 @@ def hf_memory(args) -> list[dict]:
 
 
 def hf_child(args) -> None:
-    """One transformers beam search; prints the KV store's high-water mark and this process's peak RSS."""
+    """One transformers beam search (lab: with the lab PRM on transformers, both key/value stores bounded by the
+    same limit); prints the stores' high-water marks, prefill against unique tokens, and this process's peak RSS."""
     from tdrm_search import search_batch
-    from tdrm_search.loading import load_prm
+    from tdrm_search.loading import LAB_PRM
     from tdrm_search.policies.hf import HFPolicy
+    from tdrm_search.prms.hf import HFPRM
 
     policy = HFPolicy(model_path(args.model), cache_tokens=args.hf_child)
-    high = {"tokens": 0, "bytes": 0}
-    generate = policy.generate
+    prm = HFPRM(LAB_PRM, cache_tokens=args.hf_child) if args.model == "lab" else FixedPRM()
+    stores = {"policy": policy.kv, **({"prm": prm.kv} if isinstance(prm, HFPRM) else {})}
+    high = {f"{name}_kv_tokens_high": 0 for name in stores} | {"kv_mb_high": 0.0}
 
-    def watched(requests, seed):
-        out = generate(requests, seed)
-        high.update(tokens=max(high["tokens"], policy.kv.tokens), bytes=max(high["bytes"], policy.kv.bytes))
-        return out
+    def measure() -> None:
+        for name, store in stores.items():
+            high[f"{name}_kv_tokens_high"] = max(high[f"{name}_kv_tokens_high"], store.tokens)
+        high["kv_mb_high"] = max(high["kv_mb_high"], sum(store.bytes for store in stores.values()) / 2**20)
 
-    policy.generate = watched
-    prm = load_prm("oracle") if args.model == "lab" else FixedPRM()
+    after_each_call(policy, "generate", measure)
+    after_each_call(prm, "score", measure)
     problems = problems_for(args.model, args.problems, args.max_steps)
     started = time.perf_counter()
     results = search_batch(problems, policy, prm, method="beam", n=args.ns[0], seed=args.seed,
                            max_steps=args.max_steps, max_step_tokens=args.max_step_tokens, max_tokens=args.max_tokens)
+    total = {k: sum(r.stats[k] for r in results) for k in
+             ("prompt_tokens", "cached_prompt_tokens", "unique_tree_tokens", "prm_tokens", "prm_cached_tokens")}
+    prm_unique = sum(prm_unique_tokens(prm, r) for r in results)
+    prm_computed = total["prm_tokens"] - total["prm_cached_tokens"]
     print(json.dumps({
-        "cache_tokens_limit": args.hf_child, "kv_tokens_high": high["tokens"], "kv_mb_high": high["bytes"] / 2**20,
-        "unique_tree_tokens": sum(r.stats["unique_tree_tokens"] for r in results), "n": args.ns[0],
-        "problems": len(problems), "wall_s": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
+        "cache_tokens_limit": args.hf_child, **high, "unique_tree_tokens": total["unique_tree_tokens"],
+        "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"]) / total["unique_tree_tokens"],
+        "prm_prefill_vs_unique": prm_computed / prm_unique if prm_unique else None,
+        "prm_prefill_vs_token_trie": prm_computed / sum(prm_token_trie(prm, r) for r in results) if prm_unique else None,
+        "n": args.ns[0], "problems": len(problems), "wall_s": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
     }))
+
+
+def after_each_call(obj, name: str, hook) -> None:
+    """Run `hook()` after every call of `obj.name`."""
+    method = getattr(obj, name)
+
+    def wrapped(*args, **kwargs):
+        out = method(*args, **kwargs)
+        hook()
+        return out
+
+    setattr(obj, name, wrapped)
 
 
 class FixedPRM:
@@ -471,7 +510,7 @@ def write_markdown() -> None:
             parts += ["\nAccuracy, engine vs baseline (same problems, seeds and PRM):\n",
                       table(report["accuracy"], ACCURACY_COLUMNS)]
         if report["hf_memory"]:
-            parts += ["\nTransformers prefix KV store, bounded vs unbounded:\n",
+            parts += ["\nTransformers backend, prefix key/value stores bounded vs unbounded:\n",
                       table(report["hf_memory"], list(report["hf_memory"][0]))]
     (RESULTS / "search_cost.md").write_text("\n".join(parts) + "\n")
 
