@@ -143,5 +143,7 @@ class HFPRM:
         return prefix, past
 
     def store(self, ids: list[int], kv: KV) -> None:
-        if len(ids) <= self.kv.max_tokens:
-            self.kv.put(tuple(ids), Entry([(k.clone(), v.clone()) for k, v in crop(kv, len(ids))], None))
+        """Keep a compact copy of the path's key/values, unless the store has it or could never hold it."""
+        key = tuple(ids)
+        if len(key) <= self.kv.max_tokens and key not in self.kv.entries:
+            self.kv.put(key, Entry([(k.clone(), v.clone()) for k, v in crop(kv, len(ids))], None))
