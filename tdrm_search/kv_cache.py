@@ -50,6 +50,12 @@ class PrefixKVCache:
             old, _ = self.entries.popitem(last=False)
             self.tokens -= len(old)
 
+    def keep(self, ids: tuple[int, ...], kv: KV) -> None:
+        """Store a compact copy of `kv` cut to `ids`, copying nothing when the store has `ids` or cannot hold them
+        (`kv` may be a view into a larger batch)."""
+        if ids not in self.entries and len(ids) <= self.max_tokens:
+            self.put(ids, Entry([(k.clone(), v.clone()) for k, v in crop(kv, len(ids))], None))
+
     def longest_prefix(self, ids: tuple[int, ...]) -> tuple[int, Entry | None]:
         """The longest stored prefix of `ids` (its length and entry), refreshed as recently used."""
         for length in sorted({len(k) for k in self.entries if len(k) <= len(ids)}, reverse=True):

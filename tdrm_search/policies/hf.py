@@ -119,4 +119,4 @@ class HFPolicy:
         for i, row in enumerate(live):
             if i not in kept and len(rows[row]) > 1:
                 ids = prefix + tuple(rows[row][:-1])
-                self.kv.put(ids, Entry([(k[i : i + 1].clone(), v[i : i + 1].clone()) for k, v in kv], None))
+                self.kv.keep(ids, [(k[i : i + 1], v[i : i + 1]) for k, v in kv])

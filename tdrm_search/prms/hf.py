@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
-from tdrm_search.kv_cache import KV, Entry, PrefixKVCache, as_kv, batch_cache, crop
+from tdrm_search.kv_cache import KV, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.encoding import EncodedPath, encode_path, pad_values, single_token_id
@@ -126,7 +126,7 @@ class HFPRM:
                                    [reads[i] for i in chunk])
                 for row, i in enumerate(chunk):
                     values[i], cached[i] = out[row].tolist(), len(prefix)
-                    self.store(paths[i].ids, [(k[row : row + 1], v[row : row + 1]) for k, v in kv])
+                    self.kv.keep(tuple(paths[i].ids), [(k[row : row + 1], v[row : row + 1]) for k, v in kv])
             cached[members[0]] = len(stored)  # the group's shared part was computed once, on its first member's count
         scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(values, requests)]
         return ScoreOutput(scores, [len(p.ids) for p in paths], cached)
@@ -139,11 +139,5 @@ class HFPRM:
         if shared > len(prefix):
             _, past = self.run([rows[0][len(prefix) : shared]], past, len(prefix), [[]])
             prefix = tuple(rows[0][:shared])
-            self.store(list(prefix), past)
+            self.kv.keep(prefix, past)
         return prefix, past
-
-    def store(self, ids: list[int], kv: KV) -> None:
-        """Keep a compact copy of the path's key/values, unless the store has it or could never hold it."""
-        key = tuple(ids)
-        if len(key) <= self.kv.max_tokens and key not in self.kv.entries:
-            self.kv.put(key, Entry([(k.clone(), v.clone()) for k, v in crop(kv, len(ids))], None))
