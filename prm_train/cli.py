@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prm_train.targets import KINDS, TargetSpec
 
-DEFAULT_CONFIG = {"step_join": "\n\n"}
+HEAD_CONFIGS = {"lm": {"step_join": "\n\n"}, "value": {"head": "value", "step_join": "\n\n"}}  # TDRM's layout
 
 
 def register(subparsers) -> None:
@@ -47,7 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    p.add_argument("--prm-config", type=json.loads, default=DEFAULT_CONFIG, help="PRMConfig fields as JSON")
+    p.add_argument("--head", choices=sorted(HEAD_CONFIGS), default="lm",
+                   help="lm: P(good) at step tags of the causal LM; value: a 1-logit sequence-classification head "
+                        "read at the last token of each step's conversation (TDRM's scalar PRM)")
+    p.add_argument("--prm-config", type=json.loads, default={}, help="PRMConfig fields as JSON, over --head's")
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("evaluate", help="step AUC, first-error F1, Best-of-N and smoothness on labelled rollouts")
@@ -95,9 +98,8 @@ def run_collect(args) -> int:
 
 def run_targets(args) -> int:
     from prm_train.data import read_rollouts
-    from prm_train.model import encode_rollouts, score_paths
+    from prm_train.model import encode_rollouts, rollout_values
     from prm_train.targets import rollout_targets
-    from tdrm_search.prms.encoding import pad_values
     from tdrm_search.prms.hf import HFPRM
 
     rollouts, spec = read_rollouts(args.rollouts), target_spec(args)
@@ -105,9 +107,9 @@ def run_targets(args) -> int:
     if spec.bootstraps:
         if args.prm is None:
             raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass --prm FOLDER")
-        prm = HFPRM(args.prm)
-        paths = encode_rollouts(prm.tokenizer, prm.config, rollouts, prm.model.config.max_position_embeddings)
-        values = [pad_values(v, len(r.steps)) for v, r in zip(score_paths(prm, paths), rollouts)]
+        prm = HFPRM(args.prm, cache_tokens=0)
+        rows = encode_rollouts(prm.tokenizer, prm.config, rollouts, prm.model.config.max_position_embeddings)
+        values = rollout_values(prm, rows, rollouts)
     lines = [json.dumps({"id": r.problem.id, "targets": rollout_targets(r, spec, v)}) for r, v in zip(rollouts, values)]
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
@@ -125,7 +127,8 @@ def run_train(args) -> int:
     cfg = TrainConfig(target_spec(args), rounds=args.rounds, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed)
     base = resolve(args.base, LAB_POLICY, "base model")
-    result = train_prm(base, read_rollouts(args.rollouts), PRMConfig(**args.prm_config), cfg, args.out, args.resume)
+    config = PRMConfig(**{**HEAD_CONFIGS[args.head], **args.prm_config})
+    result = train_prm(base, read_rollouts(args.rollouts), config, cfg, args.out, args.resume)
     print(f"trained in {result.seconds:.0f}s ({result.steps} steps); PRM folder: {args.out}")
     return 0
 

@@ -1,5 +1,6 @@
 """Write a trained PRM as a folder that `HFPRM(path)`, `VLLMPRM(path)` and `load_prm(path)` load directly:
-Hugging Face model + tokenizer files, `tdrm_prm.json` (the read-out format), `training.json` (provenance)."""
+Hugging Face model + tokenizer files (a value head is a `*ForSequenceClassification` folder that plain
+`AutoModelForSequenceClassification` loads too), `tdrm_prm.json` (the read-out format), `training.json`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.hf import load_model
 
 TRAINING_FILE = "training.json"
 CHECKPOINT = "checkpoint.pt"  # a training run folder is an exported PRM plus this file
@@ -32,8 +34,9 @@ def export_checkpoint(run_dir: str | Path, folder: str | Path) -> Path:
     ckpt = run_dir / CHECKPOINT
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt} not found: train with --out {run_dir} first")
-    model = AutoModelForCausalLM.from_pretrained(run_dir, dtype=torch.float32)
+    config = PRMConfig.load(run_dir)
+    model = load_model(run_dir, config, torch.float32)
     model.load_state_dict(torch.load(ckpt, weights_only=False)["model"])
     meta_file = run_dir / TRAINING_FILE
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else None
-    return export(model, AutoTokenizer.from_pretrained(run_dir), PRMConfig.load(run_dir), folder, meta)
+    return export(model, AutoTokenizer.from_pretrained(run_dir), config, folder, meta)

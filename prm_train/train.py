@@ -1,4 +1,5 @@
-"""Train a PRM: soft-label BCE from logits at step tags, batched, seeded, resumable, with online re-targeting.
+"""Train a PRM: soft-label BCE from the read-out logits (step tags, or the value head's last token), batched,
+seeded, resumable, with online re-targeting.
 
 Bootstrapped targets (TD(0), n-step, TD(λ)) are recomputed with the current model at the start of every round
 (semi-gradient: values are read in inference mode). Round 0 has no trained model to bootstrap from, so it
@@ -19,10 +20,18 @@ from tqdm.auto import tqdm
 
 from prm_train.data import Rollout
 from prm_train.export import CHECKPOINT, export
-from prm_train.model import check_tokenizer, encode_rollouts, load_backbone, score_paths, tag_logits
+from prm_train.model import (
+    Readout,
+    Row,
+    check_tokenizer,
+    encode_rollouts,
+    load_backbone,
+    read_logits,
+    reads_per_rollout,
+    rollout_values,
+)
 from prm_train.targets import TargetSpec, rollout_targets
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import EncodedPath, pad_values
 from tdrm_search.prms.hf import HFPRM
 
 
@@ -55,18 +64,18 @@ class TrainResult:
     steps: int
 
 
-def round_targets(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], paths: Sequence[EncodedPath],
+def round_targets(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], rows: Sequence[Row],
                   spec: TargetSpec, round_index: int) -> list[list[float]]:
-    """Each rollout's targets, cut to the steps whose tag fits the context."""
+    """Each rollout's targets, cut to the steps whose read-out fits the context."""
     values: Sequence[list[float] | None] = [None] * len(rollouts)
     if spec.bootstraps:
         if round_index == 0:
             values = [[float(r.outcome)] * len(r.steps) for r in rollouts]
         else:
-            scored = score_paths(HFPRM(model, tokenizer, config), paths)
-            values = [pad_values(v, len(r.steps)) for v, r in zip(scored, rollouts)]
+            values = rollout_values(HFPRM(model, tokenizer, config, cache_tokens=0), rows, rollouts)
             model.train()
-    return [rollout_targets(r, spec, v)[: len(p.ends)] for r, v, p in zip(rollouts, values, paths)]
+    reads = reads_per_rollout(rows, len(rollouts))
+    return [rollout_targets(r, spec, v)[:n] for r, v, n in zip(rollouts, values, reads)]
 
 
 def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: TrainConfig,
@@ -76,11 +85,11 @@ def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: T
     from it and ends with the same weights an uninterrupted run would have."""
     if not rollouts:
         raise ValueError("no rollouts to train on")
-    good, bad = check_tokenizer(model, tokenizer, config)
+    readout = check_tokenizer(model, tokenizer, config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     max_len = min(cfg.max_len, model.config.max_position_embeddings)
-    paths = encode_rollouts(tokenizer, config, rollouts, max_len)
-    keep = [i for i, p in enumerate(paths) if p.ends]
+    rows = encode_rollouts(tokenizer, config, rollouts, max_len)
+    keep = [i for i, row in enumerate(rows) if row.path.ends]
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"round": 0, "epoch": 0, "targets": None, "losses": [], "steps": 0}
@@ -97,8 +106,8 @@ def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: T
     started = time.perf_counter()
     while state["round"] < cfg.rounds:
         if state["targets"] is None:
-            state["targets"] = round_targets(model, tokenizer, config, rollouts, paths, cfg.targets, state["round"])
-        loss = run_epoch(model, opt, paths, state["targets"], keep, cfg, state, good, bad, pad, progress)
+            state["targets"] = round_targets(model, tokenizer, config, rollouts, rows, cfg.targets, state["round"])
+        loss = run_epoch(model, opt, rows, state["targets"], keep, cfg, state, readout, pad, progress)
         state["losses"].append(loss)
         state["epoch"] += 1
         log(f"round {state['round'] + 1}/{cfg.rounds} epoch {state['epoch']}/{cfg.epochs} loss {loss:.4f} "
@@ -113,8 +122,8 @@ def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: T
     return TrainResult(state["losses"], time.perf_counter() - started, state["steps"])
 
 
-def run_epoch(model, opt, paths, targets, keep, cfg: TrainConfig, state: dict, good: int, bad: int, pad: int,
-              progress: bool) -> float:
+def run_epoch(model, opt, rows: Sequence[Row], targets, keep, cfg: TrainConfig, state: dict, readout: Readout,
+              pad: int, progress: bool) -> float:
     """One shuffled pass (order fixed by seed, round and epoch); returns the mean batch loss."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["round"] * 1_009 + state["epoch"])
     order = [keep[i] for i in torch.randperm(len(keep), generator=gen).tolist()]
@@ -123,8 +132,8 @@ def run_epoch(model, opt, paths, targets, keep, cfg: TrainConfig, state: dict, g
     bar = tqdm(batches, desc=f"round {state['round'] + 1} epoch {state['epoch'] + 1}", disable=not progress,
                leave=False)
     for batch in bar:
-        logits = tag_logits(model, [paths[i] for i in batch], good, bad, pad)
-        y = torch.tensor([t for i in batch for t in targets[i]], dtype=logits.dtype)
+        logits = read_logits(model, [rows[i].path for i in batch], readout, pad)
+        y = torch.tensor([t for i in batch for t in row_targets(rows[i], targets)], dtype=logits.dtype)
         loss = F.binary_cross_entropy_with_logits(logits, y)
         opt.zero_grad()
         loss.backward()
@@ -136,11 +145,15 @@ def run_epoch(model, opt, paths, targets, keep, cfg: TrainConfig, state: dict, g
     return total / max(1, len(batches))
 
 
+def row_targets(row: Row, targets: Sequence[list[float]]) -> list[float]:
+    return targets[row.rollout][row.step : row.step + len(row.path.ends)]
+
+
 def train_prm(base: str | Path, rollouts: Sequence[Rollout], config: PRMConfig, cfg: TrainConfig,
               run_dir: str | Path, resume: bool = False, progress: bool = True, meta: dict | None = None,
               log: Callable[[str], None] = print) -> TrainResult:
     """Initialise from the causal LM at `base`, train, and leave `run_dir` an exported PRM (plus checkpoint)."""
-    model, tokenizer = load_backbone(base, cfg.seed)
+    model, tokenizer = load_backbone(base, config, cfg.seed)
     meta = {"base": str(base), "rollouts": len(rollouts), "train": cfg.to_dict(), **(meta or {})}
     export(model, tokenizer, config, run_dir, meta)
     result = fit(model, tokenizer, config, rollouts, cfg, run_dir, resume, progress, log)

@@ -40,7 +40,8 @@ def load_policy(spec: str, backend: str = "vllm", **kwargs) -> Policy:
 
 def load_prm(spec: str | None, backend: str = "vllm", **kwargs) -> PRM:
     """"oracle" is the lab's exact checker, "lab" the embedded trained lab PRM, else a PRM folder
-    (model + tokenizer + tdrm_prm.json). None means the best the project ships: the lab PRM if present."""
+    (model + tokenizer + tdrm_prm.json, or pass `config=`). None means the best the project ships: the lab PRM
+    if present."""
     check_backend(backend)
     if spec is None:
         spec = "lab" if LAB_PRM.is_dir() else "oracle"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 
 from tdrm_search.loading import LAB_POLICY
-from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.config import PRESETS, PRMConfig
 from tdrm_search.tasks.lab import generate_problems
 
 
@@ -57,3 +57,44 @@ def vllm_random_prm(random_prm_dir):
     from tdrm_search.prms.vllm import VLLMPRM
 
     return VLLMPRM(random_prm_dir)
+
+
+CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def tdrm_layout_prm(folder, seed: int = 0, num_labels: int = 1):
+    """A random-weight scalar PRM in THUDM/TDRM's layout: Qwen2ForSequenceClassification with `num_labels` logits,
+    the tokenizer with an added `[PAD]` token and a ChatML template with user/assistant turns. No tdrm_prm.json:
+    TDRM's released folders have none."""
+    tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
+    tokenizer.add_special_tokens({"pad_token": "[PAD]", "additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(seed)
+    model = Qwen2ForSequenceClassification(Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=512, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id,
+    ))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tdrm_prm_dir(tmp_path_factory):
+    return tdrm_layout_prm(tmp_path_factory.mktemp("tdrm-prm"))
+
+
+@pytest.fixture(scope="session")
+def value_prm_dir(tmp_path_factory):
+    """The same layout with a tdrm_prm.json that says head "value": what `tdrm prm train --head value` writes."""
+    folder = tdrm_layout_prm(tmp_path_factory.mktemp("value-prm"), seed=1)
+    PRESETS["tdrm"].save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vllm_value_prm(value_prm_dir):
+    from tdrm_search.prms.vllm import VLLMPRM
+
+    return VLLMPRM(value_prm_dir)

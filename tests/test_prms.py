@@ -20,7 +20,7 @@ def test_config_round_trip_and_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="tdrm_prm.json"):
         PRMConfig.load(tmp_path / "missing")
     with pytest.raises(ValueError, match="head"):
-        PRMConfig(head="value")
+        PRMConfig(head="scalar")
     with pytest.raises(ValueError, match="good_token"):
         PRMConfig(head="lm", good_token=None)
     (tmp_path / "tdrm_prm.json").write_text('{"head": "lm", "colour": "red"}')
@@ -112,7 +112,7 @@ def test_qwen25_math_prm_format_reads_every_tag_with_transformers(qwen_prm_dir):
     assert hf[1][0] == pytest.approx(hf[0][1], abs=1e-5)  # scoring from `start` reads the same tag
 
 
-@pytest.mark.parametrize("folder", ["random_prm_dir", "qwen_prm_dir"])
+@pytest.mark.parametrize("folder", ["random_prm_dir", "qwen_prm_dir", "value_prm_dir"])
 def test_hf_prm_computes_each_distinct_token_once_and_scores_as_without_its_store(folder, request):
     """Search-shaped calls (two first steps, two children of one, a grandchild): with its key/value store the PRM
     computes exactly the tree's distinct tokens and returns what a store-less PRM returns; a small store stays small."""
@@ -128,7 +128,7 @@ def test_hf_prm_computes_each_distinct_token_once_and_scores_as_without_its_stor
         for got, want, from_small in zip(out.scores, expected, small.score(batch).scores):
             assert got == pytest.approx(want, abs=1e-5) and from_small == pytest.approx(want, abs=1e-5)
         computed += sum(out.tokens) - sum(out.cached_tokens)
-        paths += [stored.encode(r).ids for r in batch]
+        paths += [row.ids for r in batch for row in stored.encode(r)]
         assert small.kv.tokens <= 60
     assert computed == len({tuple(ids[:k]) for ids in paths for k in range(1, len(ids) + 1)})
     assert sum(fresh.score(rounds[2]).cached_tokens) == 0

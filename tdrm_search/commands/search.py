@@ -9,6 +9,7 @@ import orjson
 
 from tdrm_search.config import METHODS
 from tdrm_search.loading import BACKENDS
+from tdrm_search.prms.config import PRESETS
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +18,9 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prm", default=None, help='PRM folder, "lab", or "oracle" (default: best shipped)')
     parser.add_argument("--backend", choices=BACKENDS, default="vllm", help="engine for the policy")
     parser.add_argument("--prm-backend", choices=BACKENDS, help="engine for the PRM (default: --backend)")
+    parser.add_argument("--prm-config", choices=sorted(PRESETS), metavar="PRESET",
+                        help=f"read-out format of a PRM folder without tdrm_prm.json: one of {sorted(PRESETS)} "
+                             "(tdrm: THUDM/TDRM's released value-head PRMs)")
     parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                         help="a search option (see SearchConfig), e.g. -o beam_width=2 -o temperature=0.7")
 
@@ -25,7 +29,8 @@ def load_engines(args: argparse.Namespace):
     """The policy and PRM that `add_engine_args` options name."""
     from tdrm_search.loading import load_policy, load_prm
 
-    return load_policy(args.policy, args.backend), load_prm(args.prm, args.prm_backend or args.backend)
+    config = PRESETS[args.prm_config] if args.prm_config else None
+    return load_policy(args.policy, args.backend), load_prm(args.prm, args.prm_backend or args.backend, config=config)
 
 
 def parse_options(pairs: list[str]) -> dict:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_FILE = "tdrm_prm.json"
-HEADS = ("lm", "token_classify")
+HEADS = ("lm", "token_classify", "value")
 
 
 @dataclass(frozen=True)
@@ -16,10 +16,14 @@ class PRMConfig:
     """A PRM's input format and read-out.
 
     head: "lm" reads P(good) / (P(good) + P(bad)) from the LM head at each step tag (Math-Shepherd style);
-          "token_classify" reads class `positive_label` of a 2-class head at each step tag (Qwen2.5-Math-PRM).
+          "token_classify" reads class `positive_label` of a 2-class head at each step tag (Qwen2.5-Math-PRM);
+          "value" reads sigmoid of a 1-logit sequence-classification head at the last token of the prefix
+          rendered as a whole conversation, one sequence per step (TDRM's scalar PRMs, outcome RMs).
     prompt_template: a format string with `{question}`, or "chat" to render the tokenizer's chat template
-          (with `system_prompt` when given) and append the steps as the assistant's reply.
-    Each step is stripped of surrounding white space and written as `step_join` (between steps) + step + `step_tag`.
+          (with `system_prompt` when given). Tag heads append the steps after the generation prompt; the value
+          head renders them as the assistant's closed turn.
+    Each step is stripped of surrounding white space and written as `step_join` (between steps) + step + `step_tag`
+    (the value head ignores the tag fields). README "PRMs" says which head to choose.
     """
 
     head: str = "lm"
@@ -38,7 +42,10 @@ class PRMConfig:
             raise ValueError(f"PRM config: head must be one of {HEADS}, got {self.head!r}")
         if self.head == "lm" and not (self.good_token and self.bad_token):
             raise ValueError("PRM config: an 'lm' head needs good_token and bad_token")
-        if not self.step_tag:
+        if self.head == "value":  # read at the last token: the tag fields do not apply
+            for name, empty in (("step_tag", ""), ("good_token", None), ("bad_token", None)):
+                object.__setattr__(self, name, empty)
+        elif not self.step_tag:
             raise ValueError("PRM config: step_tag must not be empty")
         if self.prompt_template != "chat" and "{question}" not in self.prompt_template:
             raise ValueError("PRM config: prompt_template must be 'chat' or contain '{question}'")
@@ -54,7 +61,8 @@ class PRMConfig:
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} not found: a PRM folder needs a {CONFIG_FILE} "
-                f"(write one with PRMConfig(...).save(folder), or pass config=PRESETS[...])"
+                f"(write one with PRMConfig(...).save(folder), pass config=PRESETS[...], or on the command line "
+                f"--prm-config PRESET, e.g. --prm-config tdrm for a PRM that THUDM/TDRM released)"
             )
         data = json.loads(path.read_text())
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
@@ -75,5 +83,10 @@ PRESETS: dict[str, PRMConfig] = {
         prompt_template="chat",
         system_prompt="Please reason step by step, and put your final answer within \\boxed{}.",
         aggregation="min",
+    ),
+    # THUDM/TDRM's scalar PRMs: [user: question, assistant: steps joined by a blank line], closed turn, no
+    # system prompt of our own, 1-logit sequence-classification head read at the last token.
+    "tdrm": PRMConfig(
+        head="value", prompt_template="chat", step_join="\n\n", aggregation="last",
     ),
 }

@@ -1,7 +1,12 @@
-"""Turn (question, steps) into PRM token ids, one segment per step, and find each step's read-out position.
+"""Turn (question, steps) into the token sequences a PRM runs and the positions it reads values at.
 
-Segments are tokenised separately and concatenated, so the ids of a path are a prefix of the ids of its
-extensions: that keeps every backend's prefix cache valid across steps.
+Tag heads ("lm", "token_classify"): one sequence per path, one segment per step tokenised separately and
+concatenated, so the ids of a path are a prefix of the ids of its extensions, read at each step tag.
+The value head: one sequence per step, the conversation [user: question, assistant: steps so far] rendered
+as text and tokenised whole with the tokenizer's defaults, exactly as TDRM's trainer feeds its scalar PRMs
+(a template that writes the BOS token itself then gets a second one, as it did in training), read at its last
+token. A step's sequence shares the conversation up to the end of its steps with its extensions' sequences;
+only the end-of-turn tokens after them are its own.
 """
 
 from __future__ import annotations
@@ -15,10 +20,19 @@ from tdrm_search.prms.config import PRMConfig
 log = logging.getLogger(__name__)
 
 
+SENTINEL = "\x00tdrm-assistant\x00"
+
+
 @dataclass
 class EncodedPath:
     ids: list[int]
-    ends: list[int]  # ends[k]: index of the last token of step k's segment (its step tag)
+    ends: list[int]  # positions whose values are read, in step order (tag heads: each step's tag)
+    shared: int | None = None  # leading ids the sequences of extensions share (None: all of them)
+
+    @property
+    def prefix(self) -> tuple[int, ...]:
+        """The ids a prefix store keeps for this sequence's extensions."""
+        return tuple(self.ids if self.shared is None else self.ids[: self.shared])
 
     def fit(self, max_len: int, name: str) -> EncodedPath:
         """The path cut to the PRM's context. Steps whose tag falls beyond it cannot be read out: callers
@@ -29,13 +43,44 @@ class EncodedPath:
         return EncodedPath(self.ids[:max_len], [e for e in self.ends if e < max_len])
 
 
-def prompt_text(tokenizer, config: PRMConfig, question: str) -> str:
-    if config.prompt_template != "chat":
-        return config.prompt_template.format(question=question)
+def chat(tokenizer, config: PRMConfig, question: str, answer: str | None = None) -> str:
+    """The chat template rendered: with the generation prompt, or with `answer` as the closed assistant turn."""
     messages = [{"role": "user", "content": question}]
     if config.system_prompt:
         messages.insert(0, {"role": "system", "content": config.system_prompt})
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    if answer is None:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    messages.append({"role": "assistant", "content": answer})
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=False, tokenize=False)
+
+
+def prompt_text(tokenizer, config: PRMConfig, question: str) -> str:
+    if config.prompt_template != "chat":
+        return config.prompt_template.format(question=question)
+    return chat(tokenizer, config, question)
+
+
+def conversation_parts(tokenizer, config: PRMConfig, question: str) -> tuple[str, str]:
+    """The value head's text before and after the assistant's content."""
+    if config.prompt_template != "chat":
+        return config.prompt_template.format(question=question), ""
+    before, *after = chat(tokenizer, config, question, SENTINEL).split(SENTINEL)
+    if len(after) != 1:
+        raise ValueError("the chat template does not write the assistant's reply exactly once; a 'value' PRM "
+                         "needs a template that renders the assistant turn")
+    return before, after[0]
+
+
+def check_format(tokenizer, config: PRMConfig, where: str) -> None:
+    """A clear error, naming `where`, when the tokenizer cannot render the PRM's format."""
+    if config.prompt_template == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{where}: the PRM config asks for the chat template (prompt_template 'chat') but the "
+                         "tokenizer has none; add one to the tokenizer or set a prompt_template with '{question}'")
+    if config.head == "value":
+        try:
+            conversation_parts(tokenizer, config, "?")
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
 
 
 def step_text(config: PRMConfig, step: str, index: int) -> str:
@@ -44,7 +89,7 @@ def step_text(config: PRMConfig, step: str, index: int) -> str:
 
 def encode_path(tokenizer, config: PRMConfig, question: str, steps: list[str] | tuple[str, ...],
                 max_len: int | None = None) -> EncodedPath:
-    """Token ids of the whole path and the read-out position of every step (cut to `max_len` if given)."""
+    """A tag head's token ids of the whole path and the read-out position of every step (cut to `max_len`)."""
     chat = config.prompt_template == "chat"
     ids = tokenizer.encode(prompt_text(tokenizer, config, question), add_special_tokens=not chat)
     ends = []
@@ -53,6 +98,38 @@ def encode_path(tokenizer, config: PRMConfig, question: str, steps: list[str] | 
         ends.append(len(ids) - 1)
     path = EncodedPath(ids, ends)
     return path.fit(max_len, repr(question[:40])) if max_len else path
+
+
+def encode_values(tokenizer, config: PRMConfig, question: str, steps: list[str] | tuple[str, ...], start: int = 0,
+                  max_len: int | None = None) -> list[EncodedPath]:
+    """The value head's sequences for steps[start:], one per step, each read at its last token; a sequence
+    longer than `max_len` and all after it are left out (their steps get value 0)."""
+    before, after = conversation_parts(tokenizer, config, question)
+    texts = [step.strip() for step in steps]
+    out = []
+    for k in range(start, len(steps)):
+        body = before + config.step_join.join(texts[: k + 1])
+        ids = tokenizer(body + after)["input_ids"]
+        if max_len and len(ids) > max_len:
+            log.warning("PRM context is %d tokens; steps of %r past it get value 0", max_len, question[:40])
+            break
+        out.append(EncodedPath(ids, [len(ids) - 1], common_length([ids, tokenizer(body)["input_ids"]])))
+    return out
+
+
+def encode_reads(tokenizer, config: PRMConfig, question: str, steps: list[str] | tuple[str, ...], start: int = 0,
+                 max_len: int | None = None) -> list[EncodedPath]:
+    """The sequences any backend runs to read the values of steps[start:], in step order."""
+    if config.head == "value":
+        return encode_values(tokenizer, config, question, steps, start, max_len)
+    path = encode_path(tokenizer, config, question, steps, max_len)
+    return [EncodedPath(path.ids, path.ends[start:])]
+
+
+def common_length(rows: list[list[int]]) -> int:
+    """Length of the longest prefix all rows share."""
+    shortest = min(map(len, rows))
+    return next((i for i in range(shortest) if len({row[i] for row in rows}) > 1), shortest)
 
 
 def pad_values(values: list[float], steps: int) -> list[float]:

@@ -1,17 +1,31 @@
-"""A transformers PRM: every unscored step of a path read out in one forward pass, batched over paths, with the
-key/values of scored paths kept (bounded, least recently used first out) so a child computes only its new step."""
+"""A transformers PRM: the sequences that read a path's unscored steps (`encode_reads`) run batched, with the
+key/values of scored sequences kept (bounded, least recently used first out) so a child computes only its new
+step (and, for the value head, the few end-of-turn tokens after it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
 
 from tdrm_search.kv_cache import KV, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import EncodedPath, encode_path, pad_values, single_token_id
+from tdrm_search.prms.encoding import (
+    EncodedPath,
+    check_format,
+    common_length,
+    encode_reads,
+    pad_values,
+    single_token_id,
+)
 from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
 
 
@@ -20,7 +34,21 @@ def lm_readout(logits: torch.Tensor, good: int, bad: int) -> torch.Tensor:
     return torch.softmax(logits[..., [good, bad]].float(), -1)[..., 0]
 
 
+def check_value_model(folder: str | Path) -> None:
+    """A 'value' head needs a *ForSequenceClassification folder with one label; a clear error otherwise."""
+    model_config = AutoConfig.from_pretrained(folder)
+    architectures = model_config.architectures or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures) or model_config.num_labels != 1:
+        raise ValueError(
+            f"{folder}: a 'value' PRM head needs a *ForSequenceClassification model with num_labels=1; its "
+            f"config.json has architectures {architectures} and num_labels={model_config.num_labels}"
+        )
+
+
 def load_model(folder: str | Path, config: PRMConfig, dtype: torch.dtype):
+    if config.head == "value":
+        check_value_model(folder)
+        return AutoModelForSequenceClassification.from_pretrained(folder, dtype=dtype)
     if config.head == "lm":
         return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     if is_process_reward_model(folder):
@@ -46,12 +74,6 @@ def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Ten
     return ids, mask
 
 
-def common_length(rows: list[list[int]]) -> int:
-    """Length of the longest prefix all rows share."""
-    shortest = min(map(len, rows))
-    return next((i for i in range(shortest) if len({row[i] for row in rows}) > 1), shortest)
-
-
 class HFPRM:
     """A PRM folder (model + tokenizer + tdrm_prm.json), or a model object with its tokenizer and config.
     `cache_tokens` bounds the stored key/values of scored paths (0 turns reuse off). The PRM must be a causal
@@ -59,12 +81,15 @@ class HFPRM:
 
     def __init__(self, model, tokenizer=None, config: PRMConfig | None = None, *, batch_size: int = 16,
                  cache_tokens: int = 65_536, dtype: torch.dtype = torch.float32):
+        where = "HFPRM model object"
         if isinstance(model, (str, Path)):
+            where = str(model)
             config = config or PRMConfig.load(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
             model = load_model(model, config, dtype)
         if tokenizer is None or config is None:
             raise ValueError("HFPRM needs a tokenizer and a PRMConfig when given a model object")
+        check_format(tokenizer, config, where)
         self.model, self.tokenizer, self.config, self.batch_size = model.eval(), tokenizer, config, batch_size
         self.backbone, self.head = backbone_and_head(model, config.head)
         if config.head == "lm":
@@ -73,15 +98,17 @@ class HFPRM:
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.kv = PrefixKVCache(cache_tokens)
 
-    def encode(self, request: ScoreRequest) -> EncodedPath:
-        return encode_path(self.tokenizer, self.config, request.problem.question, request.steps,
-                           self.model.config.max_position_embeddings)
+    def encode(self, request: ScoreRequest) -> list[EncodedPath]:
+        return encode_reads(self.tokenizer, self.config, request.problem.question, request.steps, request.start,
+                            self.model.config.max_position_embeddings)
 
     def readout(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Values from hidden states at step tags."""
+        """Values from hidden states at read-out positions."""
         logits = self.head(hidden)
         if self.config.head == "lm":
             return lm_readout(logits, self.good, self.bad)
+        if self.config.head == "value":
+            return torch.sigmoid(logits.float()[..., 0])
         return torch.softmax(logits.float(), -1)[..., self.config.positive_label]
 
     @torch.inference_mode()
@@ -101,35 +128,44 @@ class HFPRM:
         return values, as_kv(cache)
 
     def step_values(self, paths: list[EncodedPath]) -> list[torch.Tensor]:
-        """Values at every step tag of each whole path, nothing read from or written to the store."""
+        """Values at the read positions of whole sequences, nothing read from or written to the store."""
         return self.run([p.ids for p in paths], None, 0, [p.ends for p in paths])[0]
 
     def score(self, requests: list[ScoreRequest]) -> ScoreOutput:
-        paths = [self.encode(r) for r in requests]
-        reads = [p.ends[r.start :] for p, r in zip(paths, requests)]
-        values: list[list[float]] = [[] for _ in requests]
-        cached = [0] * len(requests)
-        groups: dict[tuple[int, ...], list[int]] = {}  # a stored prefix -> the requests that continue it
+        encoded = [self.encode(r) for r in requests]
+        rows = [(i, row) for i, seqs in enumerate(encoded) for row in seqs if row.ends]  # the rest do not fit
+        values, cached = self.score_rows([row for _, row in rows])
+        scores: list[list[float]] = [[] for _ in requests]
+        hits = [0] * len(requests)
+        for (i, _), v, c in zip(rows, values, cached):
+            scores[i] += v
+            hits[i] += c
+        scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(scores, requests)]
+        return ScoreOutput(scores, [sum(len(row.ids) for row in seqs) for seqs in encoded], hits)
+
+    def score_rows(self, rows: list[EncodedPath]) -> tuple[list[list[float]], list[int]]:
+        """Each row's values and how many of its tokens came from the store (or from siblings computed once)."""
+        values: list[list[float]] = [[] for _ in rows]
+        cached = [0] * len(rows)
+        groups: dict[tuple[int, ...], list[int]] = {}  # a stored prefix -> the rows that continue it
         pasts: dict[tuple[int, ...], KV | None] = {}
-        for i, (path, at) in enumerate(zip(paths, reads)):
-            if at:  # steps past the context have nothing to read
-                length, entry = self.kv.longest_prefix(tuple(path.ids))
-                prefix = tuple(path.ids[: min(length, at[0])])  # the first value read must be computed now
-                groups.setdefault(prefix, []).append(i)
-                pasts[prefix] = crop(entry.kv, len(prefix)) if prefix else None
+        for i, row in enumerate(rows):
+            length, entry = self.kv.longest_prefix(tuple(row.ids))
+            prefix = tuple(row.ids[: min(length, row.ends[0])])  # the first value read must be computed now
+            groups.setdefault(prefix, []).append(i)
+            pasts[prefix] = crop(entry.kv, len(prefix)) if prefix else None
         for stored, members in groups.items():
-            members.sort(key=lambda i: len(paths[i].ids))
-            prefix, past = self.shared_prefix(stored, pasts[stored], [paths[i].ids for i in members],
-                                              min(reads[i][0] for i in members))
+            members.sort(key=lambda i: len(rows[i].ids))
+            prefix, past = self.shared_prefix(stored, pasts[stored], [rows[i].ids for i in members],
+                                              min(rows[i].ends[0] for i in members))
             for chunk in (members[j : j + self.batch_size] for j in range(0, len(members), self.batch_size)):
-                out, kv = self.run([paths[i].ids[len(prefix) :] for i in chunk], past, len(prefix),
-                                   [reads[i] for i in chunk])
-                for row, i in enumerate(chunk):
-                    values[i], cached[i] = out[row].tolist(), len(prefix)
-                    self.kv.keep(tuple(paths[i].ids), [(k[row : row + 1], v[row : row + 1]) for k, v in kv])
+                out, kv = self.run([rows[i].ids[len(prefix) :] for i in chunk], past, len(prefix),
+                                   [rows[i].ends for i in chunk])
+                for r, i in enumerate(chunk):
+                    values[i], cached[i] = out[r].tolist(), len(prefix)
+                    self.kv.keep(rows[i].prefix, [(k[r : r + 1], v[r : r + 1]) for k, v in kv])
             cached[members[0]] = len(stored)  # the group's shared part was computed once, on its first member's count
-        scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(values, requests)]
-        return ScoreOutput(scores, [len(p.ids) for p in paths], cached)
+        return values, cached
 
     def shared_prefix(self, prefix: tuple[int, ...], past: KV | None, rows: list[list[int]],
                       limit: int) -> tuple[tuple[int, ...], KV | None]:
