@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-import networkx as nx
+from tdrm_search.tree import distinct_paths
 
 RESULTS = Path(__file__).parent / "results"
 STEPS: list = []  # the policy engine's StepCounter, once main has built it
@@ -181,15 +181,6 @@ def prm_token_trie(prm, result) -> int:
                 node[token], size = {}, size + 1
             node = node[token]
     return size
-
-
-def distinct_paths(tree) -> set[tuple[str, ...]]:
-    """The step texts from the root to every node, each distinct path once."""
-    texts: dict[int, tuple[str, ...]] = {0: ()}
-    for node in nx.topological_sort(tree):
-        for child in tree.successors(node):
-            texts[child] = texts[node] + (tree.nodes[child]["text"],)
-    return {path for node, path in texts.items() if node}
 
 
 def summarize(name: str, n: int, results, prm, started_rss: float) -> dict:

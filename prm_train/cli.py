@@ -98,7 +98,7 @@ def run_collect(args) -> int:
 
 def run_targets(args) -> int:
     from prm_train.data import read_rollouts
-    from prm_train.model import encode_rollouts, rollout_values
+    from prm_train.evaluate import score_rollouts
     from prm_train.targets import rollout_targets
     from tdrm_search.prms.hf import HFPRM
 
@@ -107,9 +107,7 @@ def run_targets(args) -> int:
     if spec.bootstraps:
         if args.prm is None:
             raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass --prm FOLDER")
-        prm = HFPRM(args.prm, cache_tokens=0)
-        rows = encode_rollouts(prm.tokenizer, prm.config, rollouts, prm.model.config.max_position_embeddings)
-        values = rollout_values(prm, rows, rollouts)
+        values = score_rollouts(HFPRM(args.prm), rollouts)
     lines = [json.dumps({"id": r.problem.id, "targets": rollout_targets(r, spec, v)}) for r, v in zip(rollouts, values)]
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")

@@ -1,7 +1,7 @@
 """The PRM model: a causal-LM backbone read out at step tags (P(good) against P(bad)), or a 1-logit
 sequence-classification head read at the last token of each step's conversation (the value head). Rollouts are
-encoded exactly as the engine's `HFPRM` / `VLLMPRM` encode them at inference (`encode_reads`) and scored with
-`HFPRM.step_values`."""
+encoded exactly as the engine's `HFPRM` / `VLLMPRM` encode them at inference (`encode_reads`), packed one
+rollout to a row."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from prm_train.data import Rollout
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import EncodedPath, check_format, encode_reads, pad_values, single_token_id
-from tdrm_search.prms.hf import HFPRM, right_pad
+from tdrm_search.prms.encoding import (
+    EncodedPath,
+    check_format,
+    common_length,
+    encode_reads,
+    pad_values,
+    single_token_id,
+)
 
 TRAINABLE_HEADS = ("lm", "value")
 
@@ -30,12 +36,41 @@ class Readout:
 
 
 @dataclass(frozen=True)
-class Row:
-    """One sequence the PRM runs for `rollout`, reading the values of steps `step`, `step + 1`, ..."""
+class Packed:
+    """Every sequence the PRM reads one rollout with, run as one: the longest shared body, then each sequence's
+    own tail (the tokens past what it shares with the body). A tail token sees the body as far as its sequence
+    shares it and its own tail; its position ids continue from there. So the value head's T sequences cost about
+    one, with the same logits as T separate runs. A tag-head rollout is one sequence with no tails."""
 
-    rollout: int
-    step: int
-    path: EncodedPath
+    ids: list[int]
+    positions: list[int]
+    segment: list[int]  # per token: 0 in the body, k + 1 in tail k
+    sees: list[int]  # per token: how many leading body tokens it attends to
+    ends: list[int]  # read positions, in step order
+
+    @classmethod
+    def of(cls, paths: Sequence[EncodedPath]) -> Packed:
+        body = max((p.ids[: p.shared] for p in paths), key=len, default=[])
+        n = len(body)
+        ids, positions, segment, sees = list(body), list(range(n)), [0] * n, list(range(1, n + 1))
+        ends = []
+        for k, path in enumerate(paths):
+            shared = common_length([path.ids, body])
+            ends += [end if end < shared else len(ids) + end - shared for end in path.ends]
+            tail = path.ids[shared:]
+            ids += tail
+            positions += range(shared, shared + len(tail))
+            segment += [k + 1] * len(tail)
+            sees += [shared] * len(tail)
+        return cls(ids, positions, segment, sees, ends)
+
+    def mask(self) -> torch.Tensor:
+        """[tokens, tokens] True where a query token (row) may attend a key token (column)."""
+        seg, sees = torch.tensor(self.segment), torch.tensor(self.sees)
+        index = torch.arange(len(self.ids))
+        in_body = (seg[None, :] == 0) & (index[None, :] < sees[:, None])
+        own_tail = (seg[None, :] == seg[:, None]) & (seg[:, None] != 0) & (index[None, :] <= index[:, None])
+        return in_body | own_tail
 
 
 def check_tokenizer(model, tokenizer, config: PRMConfig) -> Readout:
@@ -74,27 +109,30 @@ def load_backbone(base: str | Path, config: PRMConfig, seed: int = 0) -> tuple[t
     return model.train(), tokenizer
 
 
-def encode_rollouts(tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], max_len: int) -> list[Row]:
-    """Each rollout as the PRM sees it at inference; steps past `max_len` lose their read-out position."""
-    rows = []
-    for i, r in enumerate(rollouts):
-        step = 0
-        for path in encode_reads(tokenizer, config, r.problem.question, r.steps, 0, max_len):
-            rows.append(Row(i, step, path))
-            step += len(path.ends)
-    return rows
+def encode_rollouts(tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], max_len: int) -> list[Packed]:
+    """Each rollout as the PRM reads it at inference (`encode_reads`), packed; steps past `max_len` lose their
+    read-out position."""
+    return [Packed.of(encode_reads(tokenizer, config, r.problem.question, r.steps, 0, max_len)) for r in rollouts]
 
 
-def read_logits(model, paths: Sequence[EncodedPath], readout: Readout, pad: int) -> torch.Tensor:
-    """The logit whose sigmoid is the engine's value, at every read position of every path, concatenated path by
-    path (differentiable): logit(good) − logit(bad) at step tags, or the value head's logit.
+def read_logits(model, packed: Sequence[Packed], readout: Readout, pad: int) -> torch.Tensor:
+    """The logit whose sigmoid is the engine's value, at every read position of every rollout, concatenated rollout
+    by rollout (differentiable): logit(good) − logit(bad) at step tags, or the value head's logit.
 
-    Right padding with each row's own attention mask; only each row's own read positions are gathered, so
-    padding is never read."""
-    ids, mask = right_pad([p.ids for p in paths], pad)
-    hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-    rows = torch.tensor([i for i, p in enumerate(paths) for _ in p.ends], dtype=torch.long)
-    cols = torch.tensor([e for p in paths for e in p.ends], dtype=torch.long)
+    Right padding; each row's own mask (padding attends only to itself and is never read)."""
+    width = max(len(p.ids) for p in packed)
+    ids = torch.full((len(packed), width), pad, dtype=torch.long)
+    positions = torch.zeros((len(packed), width), dtype=torch.long)
+    allowed = torch.eye(width, dtype=torch.bool).repeat(len(packed), 1, 1)
+    for i, p in enumerate(packed):
+        ids[i, : len(p.ids)] = torch.tensor(p.ids)
+        positions[i, : len(p.ids)] = torch.tensor(p.positions)
+        allowed[i, : len(p.ids), : len(p.ids)] = p.mask()
+    dtype = model.get_input_embeddings().weight.dtype
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+    hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+    rows = torch.tensor([i for i, p in enumerate(packed) for _ in p.ends], dtype=torch.long)
+    cols = torch.tensor([e for p in packed for e in p.ends], dtype=torch.long)
     at_reads = hidden[rows, cols]
     if readout.head == "value":
         return model.score(at_reads)[:, 0]
@@ -102,23 +140,15 @@ def read_logits(model, paths: Sequence[EncodedPath], readout: Readout, pad: int)
     return logits[:, readout.good] - logits[:, readout.bad]
 
 
-def rollout_values(prm: HFPRM, rows: Sequence[Row], rollouts: Sequence[Rollout], batch_size: int = 64
-                   ) -> list[list[float]]:
-    """Every step value of every rollout via `HFPRM.step_values` (0 past the context), batched by length."""
-    order = sorted((i for i, row in enumerate(rows) if row.path.ends), key=lambda i: len(rows[i].path.ids))
-    values: dict[int, list[float]] = {}
+@torch.inference_mode()
+def rollout_values(model, packed: Sequence[Packed], rollouts: Sequence[Rollout], readout: Readout, pad: int,
+                   batch_size: int = 64) -> list[list[float]]:
+    """Every step value of every rollout (0 past the context), in length-sorted batches, in inference mode."""
+    order = sorted((i for i, p in enumerate(packed) if p.ends), key=lambda i: len(packed[i].ids))
+    values: list[list[float]] = [[] for _ in rollouts]
     for c in range(0, len(order), batch_size):
         chunk = order[c : c + batch_size]
-        values |= {i: v.tolist() for i, v in zip(chunk, prm.step_values([rows[i].path for i in chunk]))}
-    out: list[list[float]] = [[] for _ in rollouts]
-    for i, row in enumerate(rows):  # a rollout's rows are in step order
-        out[row.rollout] += values.get(i, [])
-    return [pad_values(v, len(r.steps)) for v, r in zip(out, rollouts)]
-
-
-def reads_per_rollout(rows: Sequence[Row], count: int) -> list[int]:
-    """How many of each rollout's steps have a read-out position (the rest fall past the context)."""
-    reads = [0] * count
-    for row in rows:
-        reads[row.rollout] += len(row.path.ends)
-    return reads
+        flat = torch.sigmoid(read_logits(model, [packed[i] for i in chunk], readout, pad).float()).tolist()
+        for i in chunk:
+            values[i], flat = flat[: len(packed[i].ends)], flat[len(packed[i].ends) :]
+    return [pad_values(v, len(r.steps)) for v, r in zip(values, rollouts)]

@@ -20,19 +20,9 @@ from tqdm.auto import tqdm
 
 from prm_train.data import Rollout
 from prm_train.export import CHECKPOINT, export
-from prm_train.model import (
-    Readout,
-    Row,
-    check_tokenizer,
-    encode_rollouts,
-    load_backbone,
-    read_logits,
-    reads_per_rollout,
-    rollout_values,
-)
+from prm_train.model import Packed, Readout, check_tokenizer, encode_rollouts, load_backbone, read_logits, rollout_values
 from prm_train.targets import TargetSpec, rollout_targets
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.hf import HFPRM
 
 
 @dataclass(frozen=True)
@@ -64,7 +54,7 @@ class TrainResult:
     steps: int
 
 
-def round_targets(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], rows: Sequence[Row],
+def round_targets(model, rollouts: Sequence[Rollout], packed: Sequence[Packed], readout: Readout, pad: int,
                   spec: TargetSpec, round_index: int) -> list[list[float]]:
     """Each rollout's targets, cut to the steps whose read-out fits the context."""
     values: Sequence[list[float] | None] = [None] * len(rollouts)
@@ -72,10 +62,9 @@ def round_targets(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollou
         if round_index == 0:
             values = [[float(r.outcome)] * len(r.steps) for r in rollouts]
         else:
-            values = rollout_values(HFPRM(model, tokenizer, config, cache_tokens=0), rows, rollouts)
+            values = rollout_values(model.eval(), packed, rollouts, readout, pad)
             model.train()
-    reads = reads_per_rollout(rows, len(rollouts))
-    return [rollout_targets(r, spec, v)[:n] for r, v, n in zip(rollouts, values, reads)]
+    return [rollout_targets(r, spec, v)[: len(p.ends)] for r, v, p in zip(rollouts, values, packed)]
 
 
 def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: TrainConfig,
@@ -88,8 +77,8 @@ def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: T
     readout = check_tokenizer(model, tokenizer, config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     max_len = min(cfg.max_len, model.config.max_position_embeddings)
-    rows = encode_rollouts(tokenizer, config, rollouts, max_len)
-    keep = [i for i, row in enumerate(rows) if row.path.ends]
+    packed = encode_rollouts(tokenizer, config, rollouts, max_len)
+    keep = [i for i, p in enumerate(packed) if p.ends]
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"round": 0, "epoch": 0, "targets": None, "losses": [], "steps": 0}
@@ -106,8 +95,8 @@ def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: T
     started = time.perf_counter()
     while state["round"] < cfg.rounds:
         if state["targets"] is None:
-            state["targets"] = round_targets(model, tokenizer, config, rollouts, rows, cfg.targets, state["round"])
-        loss = run_epoch(model, opt, rows, state["targets"], keep, cfg, state, readout, pad, progress)
+            state["targets"] = round_targets(model, rollouts, packed, readout, pad, cfg.targets, state["round"])
+        loss = run_epoch(model, opt, packed, state["targets"], keep, cfg, state, readout, pad, progress)
         state["losses"].append(loss)
         state["epoch"] += 1
         log(f"round {state['round'] + 1}/{cfg.rounds} epoch {state['epoch']}/{cfg.epochs} loss {loss:.4f} "
@@ -122,7 +111,7 @@ def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: T
     return TrainResult(state["losses"], time.perf_counter() - started, state["steps"])
 
 
-def run_epoch(model, opt, rows: Sequence[Row], targets, keep, cfg: TrainConfig, state: dict, readout: Readout,
+def run_epoch(model, opt, packed: Sequence[Packed], targets, keep, cfg: TrainConfig, state: dict, readout: Readout,
               pad: int, progress: bool) -> float:
     """One shuffled pass (order fixed by seed, round and epoch); returns the mean batch loss."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["round"] * 1_009 + state["epoch"])
@@ -132,8 +121,8 @@ def run_epoch(model, opt, rows: Sequence[Row], targets, keep, cfg: TrainConfig, 
     bar = tqdm(batches, desc=f"round {state['round'] + 1} epoch {state['epoch'] + 1}", disable=not progress,
                leave=False)
     for batch in bar:
-        logits = read_logits(model, [rows[i].path for i in batch], readout, pad)
-        y = torch.tensor([t for i in batch for t in row_targets(rows[i], targets)], dtype=logits.dtype)
+        logits = read_logits(model, [packed[i] for i in batch], readout, pad)
+        y = torch.tensor([t for i in batch for t in targets[i]], dtype=logits.dtype)
         loss = F.binary_cross_entropy_with_logits(logits, y)
         opt.zero_grad()
         loss.backward()
@@ -143,10 +132,6 @@ def run_epoch(model, opt, rows: Sequence[Row], targets, keep, cfg: TrainConfig, 
         total += loss.item()
         bar.set_postfix(loss=f"{loss.item():.4f}")
     return total / max(1, len(batches))
-
-
-def row_targets(row: Row, targets: Sequence[list[float]]) -> list[float]:
-    return targets[row.rollout][row.step : row.step + len(row.path.ends)]
 
 
 def train_prm(base: str | Path, rollouts: Sequence[Rollout], config: PRMConfig, cfg: TrainConfig,

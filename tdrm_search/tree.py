@@ -86,3 +86,13 @@ class Tree:
             if n.parent is not None:
                 graph.add_edge(n.parent, i)
         return graph
+
+
+def distinct_paths(graph: nx.DiGraph) -> set[tuple[str, ...]]:
+    """The step texts from the root to every node of an exported tree, each distinct path once (siblings that
+    sampled the same text are one path, and the engine scores them once)."""
+    texts: dict[int, tuple[str, ...]] = {ROOT: ()}
+    for node in nx.topological_sort(graph):
+        for child in graph.successors(node):
+            texts[child] = texts[node] + (graph.nodes[child]["text"],)
+    return {path for node, path in texts.items() if node != ROOT}

@@ -9,6 +9,7 @@ from conftest import tiny_qwen2
 from transformers import AutoTokenizer
 
 from prm_train.data import Rollout
+from prm_train.evaluate import score_rollouts
 from prm_train.model import check_tokenizer, encode_rollouts, read_logits, rollout_values
 from prm_train.targets import TargetSpec
 from prm_train.train import TrainConfig, fit, round_targets
@@ -45,8 +46,7 @@ def model(tokenizer):
 
 def test_scores_are_the_same_alone_and_in_a_padded_batch(model, tokenizer):
     rollouts = lab_rollouts(6)
-    rows = encode_rollouts(tokenizer, CONFIG, rollouts, 512)
-    paths = [row.path for row in rows]
+    paths = encode_rollouts(tokenizer, CONFIG, rollouts, 512)
     assert len({len(p.ids) for p in paths}) > 1  # rows of different lengths: real padding
     readout = check_tokenizer(model, tokenizer, CONFIG)
     model.eval()
@@ -55,13 +55,15 @@ def test_scores_are_the_same_alone_and_in_a_padded_batch(model, tokenizer):
         alone = torch.cat([read_logits(model, [p], readout, tokenizer.pad_token_id) for p in paths])
     torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
     # the trainer's logit is the engine's read-out: sigmoid(logit) == HFPRM's value at the same tags
-    values = rollout_values(HFPRM(model, tokenizer, CONFIG), rows, rollouts, batch_size=4)
-    torch.testing.assert_close(torch.sigmoid(batched), torch.tensor([x for v in values for x in v]), atol=1e-5, rtol=0)
+    engine = torch.tensor([x for v in score_rollouts(HFPRM(model, tokenizer, CONFIG), rollouts) for x in v])
+    torch.testing.assert_close(torch.sigmoid(batched), engine, atol=1e-5, rtol=0)
+    inference = rollout_values(model, paths, rollouts, readout, tokenizer.pad_token_id, batch_size=4)
+    torch.testing.assert_close(torch.tensor([x for v in inference for x in v]), engine, atol=1e-5, rtol=0)
 
 
 def test_padding_tokens_are_never_read(model, tokenizer):
     """Changing what fills the padding (and the pad id) leaves every score unchanged."""
-    paths = [row.path for row in encode_rollouts(tokenizer, CONFIG, lab_rollouts(4), 512)]
+    paths = encode_rollouts(tokenizer, CONFIG, lab_rollouts(4), 512)
     readout = check_tokenizer(model, tokenizer, CONFIG)
     with torch.no_grad():
         a = read_logits(model.eval(), paths, readout, pad=tokenizer.pad_token_id)
@@ -72,11 +74,12 @@ def test_padding_tokens_are_never_read(model, tokenizer):
 def test_truncated_steps_lose_their_targets(model, tokenizer):
     rollouts = lab_rollouts(2)
     full = encode_rollouts(tokenizer, CONFIG, rollouts, 512)
-    cut_at = full[0].path.ends[1] + 1  # room for steps 0 and 1 only
-    rows = encode_rollouts(tokenizer, CONFIG, rollouts, cut_at)
-    assert rows[0].path.ends == full[0].path.ends[:2]
-    targets = round_targets(model, tokenizer, CONFIG, rollouts, rows, TargetSpec("td_lambda"), round_index=1)
-    assert [len(t) for t in targets] == [len(row.path.ends) for row in rows]
+    cut_at = full[0].ends[1] + 1  # room for steps 0 and 1 only
+    paths = encode_rollouts(tokenizer, CONFIG, rollouts, cut_at)
+    assert paths[0].ends == full[0].ends[:2]
+    readout = check_tokenizer(model, tokenizer, CONFIG)
+    targets = round_targets(model, rollouts, paths, readout, tokenizer.pad_token_id, TargetSpec("td_lambda"), 1)
+    assert [len(t) for t in targets] == [len(p.ends) for p in paths]
 
 
 def train(tokenizer, run_dir=None, resume=False, **kw):

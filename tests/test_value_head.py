@@ -4,6 +4,8 @@ every target kind, export and reload; TDRM's doubled-BOS tokenisation; clear err
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import CHATML, tdrm_layout_prm, tiny_qwen2
@@ -121,10 +123,12 @@ def lab_base(tmp_path_factory):
 @pytest.mark.parametrize("kind", [k for k in KINDS if not k.startswith("mc")])
 def test_training_every_target_kind_exports_a_loadable_value_prm(lab_base, tmp_path, kind):
     rollouts = lab_rollouts(16)
-    cfg = TrainConfig(TargetSpec(kind), rounds=2, epochs=2, batch_size=16, lr=3e-3)
+    cfg = TrainConfig(TargetSpec(kind), rounds=2, epochs=2, batch_size=4, lr=3e-3)
     result = train_prm(lab_base, rollouts, PRMConfig(head="value", step_join="\n\n"), cfg, tmp_path / "run",
                        progress=False, log=lambda s: None)
-    assert result.losses[-1] < result.losses[0]
+    # round 1 fits the outcome for every kind (bootstrapped kinds start from V := z); later rounds' targets, and
+    # so their loss's floor, differ
+    assert result.losses[1] < result.losses[0] and all(map(math.isfinite, result.losses))
     direct = HFPRM(tmp_path / "run").score(REQUESTS).scores
     exported = export_checkpoint(tmp_path / "run", tmp_path / "prm")
     assert HFPRM(exported).score(REQUESTS).scores == direct
@@ -138,7 +142,7 @@ def test_mc_label_kinds_train_a_value_head(lab_base, tmp_path):
     rollouts = lab_rollouts(8)
     for r in rollouts:
         r.mc_success, r.mc_samples = [int(r.outcome) * 2] * (len(r.steps) - 1), 2
-    cfg = TrainConfig(TargetSpec("mc_soft"), epochs=2, batch_size=8, lr=3e-3)
+    cfg = TrainConfig(TargetSpec("mc_soft"), epochs=3, batch_size=2, lr=3e-3)
     result = train_prm(lab_base, rollouts, PRMConfig(head="value", step_join="\n\n"), cfg, tmp_path,
                        progress=False, log=lambda s: None)
     assert result.losses[-1] < result.losses[0]
@@ -192,3 +196,39 @@ def test_value_config_ignores_tag_fields_and_round_trips(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
     rows = encode_values(tokenizer, PRMConfig(head="value", prompt_template="Q: {question}\n"), "2+3?", ("a", "b"))
     assert [row.ids for row in rows] == [tokenizer("Q: 2+3?\na")["input_ids"], tokenizer("Q: 2+3?\nab")["input_ids"]]
+
+
+def test_tdrm_style_baseline_scores_the_same_and_computes_every_full_sequence(tdrm_prm_dir):
+    from tdrm_search.baselines.full_sequence_prm import FullSequencePRM
+
+    prm = HFPRM(tdrm_prm_dir, config=PRESETS["tdrm"])
+    baseline = FullSequencePRM(HFPRM(tdrm_prm_dir, config=PRESETS["tdrm"], cache_tokens=0))
+    requests = [ScoreRequest(p, s, len(s) - 2) for p, s in zip(PROBLEMS, PATHS)]
+    ours, theirs = prm.score(requests), baseline.score(requests)
+    torch.testing.assert_close(flat(theirs.scores), flat(ours.scores), atol=1e-5, rtol=0)
+    full = [sum(len(row.ids) for row in encode_values(prm.tokenizer, prm.config, r.problem.question, r.steps, r.start))
+            for r in requests]
+    assert theirs.tokens == full == ours.tokens and theirs.cached_tokens == [0, 0, 0]
+
+
+def test_packed_training_rows_read_what_the_engine_reads(lab_base):
+    """One packed row per rollout (the shared conversation once, each step's end-of-turn as its own tail) gives the
+    logits of T separate sequences: the trainer's sigmoid equals HFPRM's values, alone or in a padded batch."""
+    from prm_train.evaluate import score_rollouts
+    from prm_train.model import check_tokenizer, encode_rollouts, load_backbone, read_logits
+
+    config = PRMConfig(head="value", step_join="\n\n")
+    model, tokenizer = load_backbone(lab_base, config)
+    model.eval()
+    rollouts = lab_rollouts(5)
+    packed = encode_rollouts(tokenizer, config, rollouts, 512)
+    separate = [encode_values(tokenizer, config, r.problem.question, r.steps) for r in rollouts]
+    for p, rows in zip(packed, separate):  # the longest shared conversation once, then each sequence's own tail
+        assert len(p.ids) == max(s.shared for s in rows) + sum(len(s.ids) - s.shared for s in rows)
+    readout = check_tokenizer(model, tokenizer, config)
+    with torch.no_grad():
+        batched = read_logits(model, packed, readout, tokenizer.pad_token_id)
+        alone = torch.cat([read_logits(model, [p], readout, tokenizer.pad_token_id) for p in packed])
+    engine = flat(score_rollouts(HFPRM(model, tokenizer, config), rollouts))
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.sigmoid(batched), engine, atol=1e-5, rtol=0)

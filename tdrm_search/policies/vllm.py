@@ -15,12 +15,26 @@ def on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
+ENGINES: dict[tuple, object] = {}  # every engine make_llm built, alive until the process ends
+
+
 def make_llm(model: str | Path, seed: int = 0, **engine_kwargs):
     """A `vllm.LLM` with defaults that work on this machine's CPU build as well as on a GPU.
 
     On CPU: the engine runs in-process (fast start, seedable), a 1 GiB KV cache unless
     VLLM_CPU_KVCACHE_SPACE says otherwise, and 32-token blocks so short prefixes hit the prefix cache.
+    Engines live for the process: the same model and options return the engine already built, and none is
+    ever garbage-collected, because an in-process engine's teardown breaks every other live engine (vLLM's
+    per-process parallel state: "pipeline model parallel group is not initialized").
     """
+    key = (str(Path(model).resolve()) if Path(model).exists() else str(model), seed,
+           tuple(sorted((k, repr(v)) for k, v in engine_kwargs.items())))
+    if key not in ENGINES:
+        ENGINES[key] = build_llm(model, seed, **engine_kwargs)
+    return ENGINES[key]
+
+
+def build_llm(model: str | Path, seed: int, **engine_kwargs):
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     cpu = on_cpu()
     if cpu:

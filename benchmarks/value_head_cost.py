@@ -1,0 +1,132 @@
+"""What scoring a search costs with a value-head PRM (TDRM's scalar form): tdrm against TDRM's own scorer.
+
+    python benchmarks/value_head_cost.py [--prm PATH] [--problems 8] [--n 16,64] [--max-steps 8]
+
+Beam search on lab problems deep enough to reach `max_steps`, the lab policy generating on vLLM, one value-head
+PRM scoring in three ways, same seeds: `HFPRM` (prefix key/value store), the same model as TDRM's search scores
+(`FullSequencePRM`: every child prefix a full sequence, batch size 1) and `VLLMPRM` (`classify`, prefix cache).
+Counts are tokens the PRM computed (given minus served from a cache) against the tree's unique tokens in the
+value head's encoding: the question's conversation once, then per distinct path its new step and its own
+end-of-turn tokens. Writes benchmarks/results/value_head_cost.{json,md} and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tdrm_search import search_batch
+from tdrm_search.baselines.full_sequence_prm import FullSequencePRM
+from tdrm_search.loading import LAB_POLICY
+from tdrm_search.prms.encoding import common_length, conversation_parts, encode_values
+from tdrm_search.prms.hf import HFPRM
+from tdrm_search.prms.vllm import VLLMPRM
+from tdrm_search.tasks.lab import generate_problems
+from tdrm_search.tree import distinct_paths
+
+RESULTS = Path(__file__).parent / "results"
+COLUMNS = ["run", "n", "nodes", "prm_tokens", "prm_cached_tokens", "prm_computed", "unique", "trie",
+           "computed_vs_unique", "computed_vs_trie", "score_s", "wall_s"]
+
+
+def value_token_counts(prm, result) -> tuple[int, int]:
+    """(unique, trie) tokens of a search tree in the value head's encoding. Unique: the conversation before the
+    first step once, plus each distinct path's tokens past its parent's shared conversation (its step and its
+    end-of-turn). Trie: every scored sequence's tokens with common leading tokens counted once (a token-granular
+    cache's floor)."""
+    question = result.problem.question
+    before = prm.tokenizer(conversation_parts(prm.tokenizer, prm.config, question)[0])["input_ids"]
+    paths = distinct_paths(result.tree)
+    rows = {steps: encode_values(prm.tokenizer, prm.config, question, steps, len(steps) - 1)[0] for steps in paths}
+    unique = common_length([before, next(iter(rows.values())).ids])
+    root: dict = {}
+    trie = 0
+    for steps, row in rows.items():
+        parent = rows[steps[:-1]].shared if len(steps) > 1 else common_length([before, row.ids])
+        unique += len(row.ids) - parent
+        node = root
+        for token in row.ids:
+            if token not in node:
+                node[token], trie = {}, trie + 1
+            node = node[token]
+    return unique, trie
+
+
+def run(name: str, problems, policy, scorer, prm, n: int, args) -> dict:
+    if hasattr(prm, "llm"):
+        prm.llm.reset_prefix_cache()
+    policy.llm.reset_prefix_cache()
+    started = time.perf_counter()
+    results = search_batch(problems, policy, scorer, method="beam", n=n, seed=args.seed, max_steps=args.max_steps,
+                           max_step_tokens=64, max_tokens=1024)
+    wall = time.perf_counter() - started
+    given = sum(r.stats["prm_tokens"] for r in results)
+    cached = sum(r.stats["prm_cached_tokens"] for r in results)
+    counts = [value_token_counts(prm, r) for r in results]
+    unique, trie = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    row = {"run": name, "n": n, "nodes": sum(r.stats["nodes"] for r in results), "prm_tokens": given,
+           "prm_cached_tokens": cached, "prm_computed": given - cached, "unique": unique, "trie": trie,
+           "computed_vs_unique": (given - cached) / unique, "computed_vs_trie": (given - cached) / trie,
+           "score_s": results[0].stats["score_s"], "wall_s": wall,
+           "max_depth": max(d["depth"] for r in results for _, d in r.tree.nodes(data=True)),
+           "steps": [[list(c.steps) for c in r.candidates] for r in results]}
+    print(f"  {name} n={n}: {wall:.1f}s", flush=True)
+    return row
+
+
+def fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |" for r in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prm", type=Path, required=True, help="a value-head PRM folder (tdrm_prm.json head value)")
+    parser.add_argument("--problems", type=int, default=8)
+    parser.add_argument("--n", dest="ns", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
+    parser.add_argument("--max-steps", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from tdrm_search.policies.vllm import VLLMPolicy
+
+    policy = VLLMPolicy(LAB_POLICY, seed=args.seed)
+    vllm_prm = VLLMPRM(args.prm)
+    problems = generate_problems(args.problems, seed=11, num_ops=args.max_steps - 1)
+    rows = []
+    for n in args.ns:
+        hf = HFPRM(args.prm)  # a fresh store per run
+        rows.append(run("tdrm HFPRM", problems, policy, hf, hf, n, args))
+        rows.append(run("TDRM-style full sequences", problems, policy, FullSequencePRM(hf), hf, n, args))
+        rows.append(run("tdrm VLLMPRM", problems, policy, vllm_prm, vllm_prm, n, args))
+    by = {(r["run"], r["n"]): r for r in rows}
+    ratios = {f"n={n}": {
+        "prm_computed_baseline_over_ours_hf": by[("TDRM-style full sequences", n)]["prm_computed"]
+        / by[("tdrm HFPRM", n)]["prm_computed"],
+        "hf_computed_vs_unique": by[("tdrm HFPRM", n)]["computed_vs_unique"],
+        "vllm_computed_vs_unique": by[("tdrm VLLMPRM", n)]["computed_vs_unique"],
+        "same_trees_hf_vs_baseline": by[("tdrm HFPRM", n)]["steps"] == by[("TDRM-style full sequences", n)]["steps"],
+        "score_s_baseline_over_ours_hf": by[("TDRM-style full sequences", n)]["score_s"]
+        / by[("tdrm HFPRM", n)]["score_s"],
+    } for n in args.ns}
+    for row in rows:
+        row.pop("steps")
+    report = {"prm": str(args.prm), "problems": len(problems), "max_steps": args.max_steps,
+              "command": " ".join(["python", *sys.argv]), "rows": rows, "ratios": ratios}
+    print(table(rows))
+    print(json.dumps(ratios, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "value_head_cost.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "value_head_cost.md").write_text(
+        f"# Value-head PRM scoring cost (lab, depth {args.max_steps}, {len(problems)} problems)\n\n"
+        f"`{report['command']}`\n\n{table(rows)}\n\nRatios:\n\n```json\n{json.dumps(ratios, indent=2)}\n```\n")
+
+
+if __name__ == "__main__":
+    main()
