@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--n", dest="ns", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hf-cache-tokens", type=int, default=None, help="HFPRM store bound (default: HFPRM's)")
     args = parser.parse_args()
     from tdrm_search.policies.vllm import VLLMPolicy
 
@@ -101,8 +102,10 @@ def main() -> None:
     problems = generate_problems(args.problems, seed=11, num_ops=args.max_steps - 1)
     rows = []
     for n in args.ns:
-        hf = HFPRM(args.prm)  # a fresh store per run
-        rows.append(run("tdrm HFPRM", problems, policy, hf, hf, n, args))
+        store = {} if args.hf_cache_tokens is None else {"cache_tokens": args.hf_cache_tokens}
+        hf = HFPRM(args.prm, **store)  # a fresh store per run
+        rows.append(run("tdrm HFPRM", problems, policy, hf, hf, n, args) | {
+            "store_tokens_limit": hf.kv.max_tokens, "store_tokens_end": hf.kv.tokens, "store_mb_end": hf.kv.bytes / 2**20})
         rows.append(run("TDRM-style full sequences", problems, policy, FullSequencePRM(hf), hf, n, args))
         rows.append(run("tdrm VLLMPRM", problems, policy, vllm_prm, vllm_prm, n, args))
     by = {(r["run"], r["n"]): r for r in rows}
@@ -118,6 +121,8 @@ def main() -> None:
     for row in rows:
         row.pop("steps")
     report = {"prm": str(args.prm), "problems": len(problems), "max_steps": args.max_steps,
+              "hf_store": [{k: r[k] for k in ("n", "store_tokens_limit", "store_tokens_end", "store_mb_end")}
+                           for r in rows if "store_tokens_limit" in r],
               "command": " ".join(["python", *sys.argv]), "rows": rows, "ratios": ratios}
     print(table(rows))
     print(json.dumps(ratios, indent=2))

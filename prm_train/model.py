@@ -14,14 +14,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from prm_train.data import Rollout
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import (
-    EncodedPath,
-    check_format,
-    common_length,
-    encode_reads,
-    pad_values,
-    single_token_id,
-)
+from tdrm_search.prms.encoding import EncodedPath, check_format, common_length, encode_reads, pad_values, single_token_id
 
 TRAINABLE_HEADS = ("lm", "value")
 

@@ -42,6 +42,16 @@ def tiny_qwen2(vocab_size: int, seed: int = 0) -> Qwen2ForCausalLM:
 
 
 @pytest.fixture(scope="session")
+def lab_base(tmp_path_factory):
+    """A tiny random causal LM on the lab tokenizer (whose template renders the assistant turn): a backbone to train."""
+    base = tmp_path_factory.mktemp("base")
+    tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
+    tiny_qwen2(len(tokenizer), seed=3).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    return base
+
+
+@pytest.fixture(scope="session")
 def random_prm_dir(tmp_path_factory):
     """An LM-head PRM folder on the lab tokenizer with random weights: real mechanics, meaningless values."""
     folder = tmp_path_factory.mktemp("random-prm")

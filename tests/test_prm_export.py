@@ -21,15 +21,11 @@ REQUESTS = [ScoreRequest(r.problem, tuple(r.steps)) for r in lab_rollouts(6, see
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, lab_base):
     """A tiny PRM trained a few steps from a random backbone, as a run folder."""
-    base = tmp_path_factory.mktemp("base")
-    tok = AutoTokenizer.from_pretrained(POLICY)
-    tiny_qwen2(len(tok), seed=3).save_pretrained(base)
-    tok.save_pretrained(base)
     run = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(TargetSpec("td_lambda"), rounds=2, epochs=1, batch_size=8, lr=3e-3)
-    train_prm(base, lab_rollouts(16), CONFIG, cfg, run, progress=False, log=lambda s: None)
+    train_prm(lab_base, lab_rollouts(16), CONFIG, cfg, run, progress=False, log=lambda s: None)
     return run
 
 

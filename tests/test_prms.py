@@ -132,3 +132,19 @@ def test_hf_prm_computes_each_distinct_token_once_and_scores_as_without_its_stor
         assert small.kv.tokens <= 60
     assert computed == len({tuple(ids[:k]) for ids in paths for k in range(1, len(ids) + 1)})
     assert sum(fresh.score(rounds[2]).cached_tokens) == 0
+
+
+@pytest.mark.parametrize("folder", ["random_prm_dir", "value_prm_dir"])
+def test_hf_prm_computes_a_round_of_many_problems_as_their_token_trie(folder, request):
+    """A first round over several problems in one call: each problem's prompt is computed once for all its
+    children (and what the problems share, once for all), not once per child."""
+    from tdrm_search.tasks.lab import generate_problems
+
+    prm = HFPRM(request.getfixturevalue(folder))
+    batch = [ScoreRequest(p, (first,)) for p in generate_problems(3, seed=2)
+             for first in ("Day 1: 7 + 5 = 12", "Day 1: 7 + 5 = 13", "Day 1: 9 - 2 = 7")]
+    out = prm.score(batch)
+    trie = {tuple(row.ids[:k]) for r in batch for row in prm.encode(r) for k in range(1, len(row.ids) + 1)}
+    assert sum(out.tokens) - sum(out.cached_tokens) == len(trie)
+    fresh = HFPRM(request.getfixturevalue(folder), cache_tokens=0).score(batch).scores
+    assert [v for s in out.scores for v in s] == pytest.approx([v for s in fresh for v in s], abs=1e-5)

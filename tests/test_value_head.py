@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import CHATML, tdrm_layout_prm, tiny_qwen2
+from conftest import CHATML, tdrm_layout_prm
 from test_prm_model import lab_rollouts
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -108,16 +108,6 @@ def test_search_cli_runs_a_value_head_folder_on_vllm(value_prm_dir):
                "--json")
     assert out.returncode == 0, out.stderr
     assert '"prm_cached_tokens"' in out.stdout
-
-
-@pytest.fixture(scope="module")
-def lab_base(tmp_path_factory):
-    """A tiny causal LM on the lab tokenizer (whose template renders the assistant turn): the backbone to train."""
-    base = tmp_path_factory.mktemp("base")
-    tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
-    tiny_qwen2(len(tokenizer), seed=3).save_pretrained(base)
-    tokenizer.save_pretrained(base)
-    return base
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if not k.startswith("mc")])

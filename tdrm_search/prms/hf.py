@@ -18,14 +18,7 @@ from transformers import (
 from tdrm_search.kv_cache import KV, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import (
-    EncodedPath,
-    check_format,
-    common_length,
-    encode_reads,
-    pad_values,
-    single_token_id,
-)
+from tdrm_search.prms.encoding import EncodedPath, check_format, common_length, encode_reads, pad_values, single_token_id
 from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
 
 
@@ -144,7 +137,8 @@ class HFPRM:
         return ScoreOutput(scores, [sum(len(row.ids) for row in seqs) for seqs in encoded], hits)
 
     def score_rows(self, rows: list[EncodedPath]) -> tuple[list[list[float]], list[int]]:
-        """Each row's values and how many of its tokens came from the store (or from siblings computed once)."""
+        """Each row's values and how many of its tokens came from the store or from a part it shares with other
+        rows of the call, which is computed once (counted as computed on one of them)."""
         values: list[list[float]] = [[] for _ in rows]
         cached = [0] * len(rows)
         groups: dict[tuple[int, ...], list[int]] = {}  # a stored prefix -> the rows that continue it
@@ -154,26 +148,38 @@ class HFPRM:
             prefix = tuple(row.ids[: min(length, row.ends[0])])  # the first value read must be computed now
             groups.setdefault(prefix, []).append(i)
             pasts[prefix] = crop(entry.kv, len(prefix)) if prefix else None
-        for stored, members in groups.items():
+        stack = [(prefix, pasts[prefix], members) for prefix, members in groups.items()]
+        while stack:  # a trie walk: each part that several rows share is computed once, then they split
+            prefix, past, members = stack.pop()
+            prefix, past = self.shared_prefix(prefix, past, members, rows, cached)
+            branches: dict[int | None, list[int]] = {}  # by the next token, None for rows that read here
+            for i in members:
+                branches.setdefault(rows[i].ids[len(prefix)] if rows[i].ends[0] > len(prefix) else None, []).append(i)
+            if len(branches) > 1 and any(len(b) > 1 for b in branches.values()):
+                stack += [(prefix, past, branch) for branch in branches.values()]
+                continue
             members.sort(key=lambda i: len(rows[i].ids))
-            prefix, past = self.shared_prefix(stored, pasts[stored], [rows[i].ids for i in members],
-                                              min(rows[i].ends[0] for i in members))
             for chunk in (members[j : j + self.batch_size] for j in range(0, len(members), self.batch_size)):
                 out, kv = self.run([rows[i].ids[len(prefix) :] for i in chunk], past, len(prefix),
                                    [rows[i].ends for i in chunk])
                 for r, i in enumerate(chunk):
-                    values[i], cached[i] = out[r].tolist(), len(prefix)
+                    values[i] = out[r].tolist()
+                    cached[i] += len(prefix)
                     self.kv.keep(rows[i].prefix, [(k[r : r + 1], v[r : r + 1]) for k, v in kv])
-            cached[members[0]] = len(stored)  # the group's shared part was computed once, on its first member's count
         return values, cached
 
-    def shared_prefix(self, prefix: tuple[int, ...], past: KV | None, rows: list[list[int]],
-                      limit: int) -> tuple[tuple[int, ...], KV | None]:
-        """`prefix` and its key/values extended by what all `rows` share (up to position `limit`, the first
-        value they read), computed once and stored, so siblings never each compute their common part."""
-        shared = min(common_length(rows), limit) if len(rows) > 1 else len(prefix)
+    def shared_prefix(self, prefix: tuple[int, ...], past: KV | None, members: list[int], rows: list[EncodedPath],
+                      cached: list[int]) -> tuple[tuple[int, ...], KV | None]:
+        """`prefix` and its key/values extended by what all `members` share (up to the first value they read),
+        computed once and stored; the computed part is debited from the first member's cached count."""
+        if len(members) < 2:
+            return prefix, past
+        limit = min(rows[i].ends[0] for i in members)
+        shared = min(common_length([rows[i].ids for i in members]), limit)
         if shared > len(prefix):
-            _, past = self.run([rows[0][len(prefix) : shared]], past, len(prefix), [[]])
-            prefix = tuple(rows[0][:shared])
+            first = rows[members[0]].ids
+            _, past = self.run([first[len(prefix) : shared]], past, len(prefix), [[]])
+            cached[members[0]] -= shared - len(prefix)
+            prefix = tuple(first[:shared])
             self.kv.keep(prefix, past)
         return prefix, past
