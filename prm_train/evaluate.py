@@ -31,6 +31,15 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
 
 
+def within_problem_auc(scores: Sequence[float], correct: Sequence[bool], pools: Sequence[Sequence[int]]) -> float | None:
+    """Mean over problems of the AUC of solution scores against outcomes inside each problem's pool: whether the
+    PRM ranks a problem's right solutions above its wrong ones (what Best-of-N needs), not which problems are
+    hard. Problems whose pool is all right or all wrong are left out; None when none is left."""
+    per_problem = [auc([scores[i] for i in pool], [correct[i] for i in pool]) for pool in pools]
+    kept = [a for a in per_problem if a is not None]
+    return fmean(kept) if kept else None
+
+
 def first_index(flags: Sequence[bool]) -> int | None:
     return next((t for t, f in enumerate(flags) if f), None)
 
@@ -125,10 +134,11 @@ def evaluate_values(values: Sequence[Sequence[float]], rollouts: Sequence[Rollou
     flat_l = [x for v, lab in labelled for x in lab]
     pools = pools_by_problem(rollouts)
     correct = [r.outcome for r in rollouts]
-    bon = {how: {str(n): best_of_n([aggregate(v, how) for v in values], correct, pools, n) for n in ns}
-           for how in AGGREGATIONS}
+    aggregated = {how: [aggregate(v, how) for v in values] for how in AGGREGATIONS}
+    bon = {how: {str(n): best_of_n(scores, correct, pools, n) for n in ns} for how, scores in aggregated.items()}
     return {
         "step_auc": auc(flat_v, flat_l),
+        "within_problem_auc": {how: within_problem_auc(scores, correct, pools) for how, scores in aggregated.items()},
         "first_error": first_error_detection([v for v, _ in labelled], [lab for _, lab in labelled]),
         "best_of_n": bon,
         "smoothness": smoothness(values, rollouts, gamma),

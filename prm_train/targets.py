@@ -7,6 +7,8 @@ Bootstrapping reads B_j = V(s_j) for j < T-1 and B_{T-1} = z: a return that reac
 outcome. Every target is clipped to [0, 1] after it is computed.
 
   outcome      y_t = z
+  exact        y_t = the task's exact step label (1 while every step so far is right): the ceiling, where a
+               checker exists (the lab); not a labelling method a real dataset has
   MC (hard)    y_t = 1 if any of m completions from s_t succeeds else 0;   y_{T-1} = z
   MC (soft)    y_t = successes / m;                                        y_{T-1} = z
   n-step       y_t = Σ_{k<m} γ^k r_{t+k} + γ^m B_{t+m},   m = min(n, T-1-t);   y_{T-1} = z
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 from prm_train.data import Rollout
 
-KINDS = ("outcome", "mc_hard", "mc_soft", "td0", "nstep", "td_lambda")
+KINDS = ("outcome", "exact", "mc_hard", "mc_soft", "td0", "nstep", "td_lambda")
 BOOTSTRAPPED = ("td0", "nstep", "td_lambda")
 
 
@@ -123,6 +125,10 @@ def rollout_targets(rollout: Rollout, spec: TargetSpec, values: Sequence[float] 
     T, z = len(rollout.steps), float(rollout.outcome)
     if spec.kind == "outcome":
         return outcome_targets(T, z)
+    if spec.kind == "exact":
+        if rollout.labels is None:
+            raise ValueError(f"rollout of {rollout.name!r} has no exact step labels (only tasks with a checker do)")
+        return [float(x) for x in rollout.labels]
     if spec.kind in ("mc_hard", "mc_soft"):
         if rollout.mc_success is None:
             raise ValueError(f"rollout of {rollout.name!r} has no MC completions; collect with mc_samples > 0")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from prm_train.data import Rollout
-from prm_train.evaluate import auc, best_of_n, evaluate_prm, first_error_detection, majority_of_n, smoothness
+from prm_train.evaluate import (
+    auc,
+    best_of_n,
+    evaluate_prm,
+    first_error_detection,
+    majority_of_n,
+    smoothness,
+    within_problem_auc,
+)
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.tasks.lab import generate_problems, reference_solution, step_labels
 
@@ -14,6 +22,15 @@ def test_auc():
     assert auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == 0.75
     assert auc([0.5, 0.5], [False, True]) == 0.5
     assert auc([0.2, 0.3], [True, True]) is None
+
+
+def test_within_problem_auc_ranks_inside_each_pool_only():
+    # problem 1 ranks its right solution first (AUC 1); problem 2 ranks its right one last (AUC 0); problem 3 is
+    # all right and tells nothing. Pooled over problems the scores would look good (high scores, mostly right).
+    scores = [0.9, 0.8, 0.2, 0.1, 0.95, 0.99]
+    correct = [True, False, False, True, True, True]
+    assert within_problem_auc(scores, correct, [[0, 1], [2, 3], [4, 5]]) == 0.5
+    assert within_problem_auc(scores, correct, [[4, 5]]) is None
 
 
 def test_first_error_detection():
@@ -51,7 +68,7 @@ def test_oracle_is_perfect_on_exact_labels():
             rollouts.append(Rollout(p, s, [len(x) for x in s], ok, labels=step_labels(p, s)))
     out = evaluate_prm(OraclePRM(), rollouts, ns=[2])
     assert out["step_auc"] == 1.0 and out["first_error"]["f1"] == 1.0
-    assert out["best_of_n"]["last"]["2"] == 1.0
+    assert out["best_of_n"]["last"]["2"] == 1.0 and out["within_problem_auc"]["last"] == 1.0
 
 
 def test_majority_of_n():

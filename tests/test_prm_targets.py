@@ -87,6 +87,9 @@ def test_rollout_targets_dispatch():
         rollout_targets(r, TargetSpec("td_lambda"))
     with pytest.raises(ValueError, match="no MC completions"):
         rollout_targets(rollout(), TargetSpec("mc_hard"))
+    assert rollout_targets(rollout(labels=[False, False], outcome=False), TargetSpec("exact")) == [0.0, 0.0]
+    with pytest.raises(ValueError, match="no exact step labels"):
+        rollout_targets(rollout(), TargetSpec("exact"))
 
 
 def test_rollout_validation_and_jsonl_round_trip(tmp_path):

@@ -24,8 +24,9 @@ from tdrm_search.tasks.lab import generate_problems, reference_solution, train_s
 EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
 PRM_TOKENS = ["<|step|>", "<|good|>", "<|bad|>"]
 CHARS = "\n " + string.ascii_letters + string.digits + string.punctuation
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{% if m['role'] == 'user' %}{{ 'Q: ' + m['content'] + '\\n' }}{% endif %}{% endfor %}"
+CHAT_TEMPLATE = (  # the assistant turn is rendered too: value-head PRMs read whole conversations
+    "{% for m in messages %}{% if m['role'] == 'user' %}{{ 'Q: ' + m['content'] + '\\n' }}"
+    "{% elif m['role'] == 'assistant' %}{{ 'A:\\n' + m['content'] + eos_token }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ 'A:\\n' }}{% endif %}"
 )
 TRAIN_NUM_OPS = (1, 5)
