@@ -50,7 +50,11 @@ def gsm8k_cases(path: Path) -> Iterator[tuple[str, bool, dict]]:
     """(line, passed, miss details) per GSM8K row: the "#### N" answer against N, N.0 and $N."""
     for lineno, row in read_jsonl(path):
         gold = extract_answer(row["answer"])
-        failed = [form.format(gold) for form in GSM8K_FORMS if not (gold and grade(f"The answer is {form.format(gold)}.", gold))]
+        failed = [
+            form.format(gold)
+            for form in GSM8K_FORMS
+            if not (gold and grade(f"The answer is {form.format(gold)}.", gold))
+        ]
         yield f"line {lineno}", not failed, {"gold": gold, "failed_forms": failed}
 
 

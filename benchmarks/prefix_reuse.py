@@ -16,8 +16,18 @@ from pathlib import Path
 import orjson
 
 RESULTS = Path(__file__).parent / "results"
-COLUMNS = ["beam_width", "n", "generated_tokens", "prompt_tokens", "cached_prompt_tokens", "cached_share",
-           "prm_tokens", "prm_cached_tokens", "unique_tree_tokens", "wall_s"]
+COLUMNS = [
+    "beam_width",
+    "n",
+    "generated_tokens",
+    "prompt_tokens",
+    "cached_prompt_tokens",
+    "cached_share",
+    "prm_tokens",
+    "prm_cached_tokens",
+    "unique_tree_tokens",
+    "wall_s",
+]
 
 
 def problems_for(policy_name: str, count: int):
@@ -26,8 +36,9 @@ def problems_for(policy_name: str, count: int):
 
     if policy_name == "lab":
         return generate_problems(count, seed=5)
-    return load_dataset("gsm8k", path=str(Path(__file__).resolve().parents[2] / "shared/data/gsm8k_test.jsonl"),
-                        limit=count)
+    return load_dataset(
+        "gsm8k", path=str(Path(__file__).resolve().parents[2] / "shared/data/gsm8k_test.jsonl"), limit=count
+    )
 
 
 def policy_path(name: str) -> str:
@@ -63,17 +74,42 @@ def main() -> None:
     rows = []
     for width in map(int, args.widths.split(",")):
         started = time.perf_counter()
-        results = search_batch(problems, policy, prm, method="beam", n=args.n, beam_width=width,
-                               max_step_tokens=128, max_tokens=512, temperature=0.8)
+        results = search_batch(
+            problems,
+            policy,
+            prm,
+            method="beam",
+            n=args.n,
+            beam_width=width,
+            max_step_tokens=128,
+            max_tokens=512,
+            temperature=0.8,
+        )
         total = {k: sum(r.stats[k] for r in results) for k in COLUMNS[2:-1] if k != "cached_share"}
-        rows.append({"beam_width": width, "n": args.n, **total,
-                     "cached_share": total["cached_prompt_tokens"] / max(1, total["prompt_tokens"]),
-                     "wall_s": time.perf_counter() - started})
+        rows.append(
+            {
+                "beam_width": width,
+                "n": args.n,
+                **total,
+                "cached_share": total["cached_prompt_tokens"] / max(1, total["prompt_tokens"]),
+                "wall_s": time.perf_counter() - started,
+            }
+        )
     print(table(rows))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"prefix_reuse_{Path(args.policy).name}.json"
-    out.write_bytes(orjson.dumps({"policy": args.policy, "problems": args.problems, "machine": platform.machine(),
-                                  "backend": "vllm-cpu", "rows": rows}, option=orjson.OPT_INDENT_2))
+    out.write_bytes(
+        orjson.dumps(
+            {
+                "policy": args.policy,
+                "problems": args.problems,
+                "machine": platform.machine(),
+                "backend": "vllm-cpu",
+                "rows": rows,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
     print(f"wrote {out}")
 
 

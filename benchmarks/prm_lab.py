@@ -25,12 +25,12 @@ from prm_train.evaluate import best_of_n, evaluate_prm, majority_of_n, pools_by_
 from prm_train.export import CHECKPOINT, TRAINING_FILE
 from prm_train.targets import TargetSpec
 from prm_train.train import TrainConfig, train_prm
+from tdrm_search.engine import search_batch
 from tdrm_search.loading import LAB_POLICY, LAB_PRM
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.prms.vllm import VLLMPRM
-from tdrm_search.engine import search_batch
 from tdrm_search.tasks.lab import extract_answer, generate_problems, train_seed
 
 RESULTS = Path(__file__).parent / "results"
@@ -45,8 +45,12 @@ def cached_rollouts(path: Path, make) -> tuple[list[Rollout], dict]:
     started = time.perf_counter()
     rollouts, stats = make()
     write_rollouts(path, rollouts)
-    info = {**vars(stats), "seconds": round(time.perf_counter() - started, 1), "rollouts": len(rollouts),
-            "accuracy": fmean(r.outcome for r in rollouts)}
+    info = {
+        **vars(stats),
+        "seconds": round(time.perf_counter() - started, 1),
+        "rollouts": len(rollouts),
+        "accuracy": fmean(r.outcome for r in rollouts),
+    }
     stats_file.write_text(json.dumps(info, indent=2))
     return rollouts, info
 
@@ -57,8 +61,12 @@ def train_configs(args) -> dict[str, TrainConfig]:
     return {
         "outcome": TrainConfig(TargetSpec("outcome"), rounds=1, epochs=args.epochs, **common),
         "mc_soft": TrainConfig(TargetSpec("mc_soft"), rounds=1, epochs=args.epochs, **common),
-        "td_lambda": TrainConfig(TargetSpec("td_lambda", gamma=args.gamma, lam=args.lam), rounds=rounds,
-                                 epochs=args.epochs // rounds, **common),
+        "td_lambda": TrainConfig(
+            TargetSpec("td_lambda", gamma=args.gamma, lam=args.lam),
+            rounds=rounds,
+            epochs=args.epochs // rounds,
+            **common,
+        ),
     }
 
 
@@ -72,24 +80,39 @@ def beam_accuracy(problems, policy, prm, ns) -> dict[str, float]:
     out = {}
     for n in ns:
         # n // 4 beams, 4 expansions each (search-and-learn); n = 4 is TDRM's greedy step search with k = 4
-        results = search_batch(problems, policy, prm, method="beam", n=n, seed=0, max_tokens=256,
-                               beam_width=max(1, n // 4), expansions=4)
+        results = search_batch(
+            problems, policy, prm, method="beam", n=n, seed=0, max_tokens=256, beam_width=max(1, n // 4), expansions=4
+        )
         out[str(n)] = fmean(bool(r.correct) for r in results)
     return out
 
 
 def table(report: dict) -> str:
     lines = [
-        "| PRM | BoN@4 | BoN@16 | BoN@64 | beam@4 | beam@16 | beam@64 | step AUC | first-error F1 | mean abs dV | TD error | Lipschitz/token | train s |",
+        "| PRM | BoN@4 | BoN@16 | BoN@64 | beam@4 | beam@16 | beam@64 | step AUC | first-error F1 | mean abs dV "
+        "| TD error | Lipschitz/token | train s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
     for name, row in report["prms"].items():
         bon, beam, sm = row["best_of_n"]["last"], row["beam"], row["smoothness"]
-        lines.append("| " + " | ".join([name, *(fmt(bon[str(n)]) for n in NS), *(fmt(beam[str(n)]) for n in NS),
-                                        fmt(row["step_auc"]), fmt(row["first_error"]["f1"]), fmt(sm["mean_abs_diff"]),
-                                        fmt(sm["td_error"]), f"{sm['lipschitz_per_token']:.4f}",
-                                        str(row.get("train_seconds", "-"))]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    *(fmt(bon[str(n)]) for n in NS),
+                    *(fmt(beam[str(n)]) for n in NS),
+                    fmt(row["step_auc"]),
+                    fmt(row["first_error"]["f1"]),
+                    fmt(sm["mean_abs_diff"]),
+                    fmt(sm["td_error"]),
+                    f"{sm['lipschitz_per_token']:.4f}",
+                    str(row.get("train_seconds", "-")),
+                ]
+            )
+            + " |"
+        )
     base = report["baselines"]
     lines.append("| majority vote | " + " | ".join(fmt(base["majority"][str(n)]) for n in NS) + " | | | | | | | | | |")
     lines.append("| pass@n | " + " | ".join(fmt(base["pass"][str(n)]) for n in NS) + " | | | | | | | | | |")
@@ -101,8 +124,10 @@ def baselines(rollouts: list[Rollout]) -> dict:
     pools = pools_by_problem(rollouts)
     correct = [r.outcome for r in rollouts]
     answers = [extract_answer(r.steps[-1]) for r in rollouts]
-    return {"pass": {str(n): best_of_n([float(c) for c in correct], correct, pools, n) for n in NS},
-            "majority": {str(n): majority_of_n(answers, correct, pools, n) for n in NS}}
+    return {
+        "pass": {str(n): best_of_n([float(c) for c in correct], correct, pools, n) for n in NS},
+        "majority": {str(n): majority_of_n(answers, correct, pools, n) for n in NS},
+    }
 
 
 def main() -> None:
@@ -131,18 +156,25 @@ def main() -> None:
     policy = VLLMPolicy(LAB_POLICY)
     train_problems = generate_problems(args.train_problems, seed=train_seed(0))
     eval_problems = generate_problems(args.eval_problems, seed=1)
-    train_rollouts, train_stats = cached_rollouts(args.work / "train.jsonl", lambda: collect(
-        train_problems, policy, CollectConfig(k=args.k, mc_samples=args.mc, seed=0)))
+    train_rollouts, train_stats = cached_rollouts(
+        args.work / "train.jsonl",
+        lambda: collect(train_problems, policy, CollectConfig(k=args.k, mc_samples=args.mc, seed=0)),
+    )
     print("train rollouts", train_stats, flush=True)
-    eval_rollouts, eval_stats = cached_rollouts(args.work / "eval.jsonl", lambda: collect(
-        eval_problems, policy, CollectConfig(k=args.pool, seed=1)))
+    eval_rollouts, eval_stats = cached_rollouts(
+        args.work / "eval.jsonl", lambda: collect(eval_problems, policy, CollectConfig(k=args.pool, seed=1))
+    )
     print("eval rollouts", eval_stats, flush=True)
 
     torch.set_num_threads(args.threads)  # training and scoring: 1 thread was 2-3x faster on 2 shared cores
-    report = {"setup": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "policy": str(LAB_POLICY), "backbone": "lab policy weights (Qwen2, hidden 128) + its tokenizer",
-              "collect": {"train": train_stats, "eval": eval_stats}, "prms": {},
-              "baselines": baselines(eval_rollouts)}
+    report = {
+        "setup": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "policy": str(LAB_POLICY),
+        "backbone": "lab policy weights (Qwen2, hidden 128) + its tokenizer",
+        "collect": {"train": train_stats, "eval": eval_stats},
+        "prms": {},
+        "baselines": baselines(eval_rollouts),
+    }
     prms = {}
     for name, cfg in train_configs(args).items():
         if args.only and name not in args.only:
@@ -151,8 +183,16 @@ def main() -> None:
         meta = trained(run_dir)
         if meta is None:
             print(f"training {name}", flush=True)
-            train_prm(LAB_POLICY, train_rollouts, LAB_PRM_CONFIG, cfg, run_dir, resume=True, progress=False,
-                      meta={"name": name})
+            train_prm(
+                LAB_POLICY,
+                train_rollouts,
+                LAB_PRM_CONFIG,
+                cfg,
+                run_dir,
+                resume=True,
+                progress=False,
+                meta={"name": name},
+            )
             meta = trained(run_dir)
         prms[name] = (HFPRM(run_dir, batch_size=64), meta)
     prms["oracle"] = (OraclePRM(), None)
@@ -170,14 +210,23 @@ def main() -> None:
         (RESULTS / "lab_prm_comparison.json").write_text(json.dumps(report, indent=2) + "\n")
 
     trained_names = [n for n in report["prms"] if n != "oracle"]
-    score = {n: fmean([report["prms"][n]["best_of_n"]["last"][str(k)] for k in NS] +
-                      [report["prms"][n]["beam"][str(k)] for k in NS]) for n in trained_names}
+    score = {
+        n: fmean(
+            [report["prms"][n]["best_of_n"]["last"][str(k)] for k in NS]
+            + [report["prms"][n]["beam"][str(k)] for k in NS]
+        )
+        for n in trained_names
+    }
     best = max(score, key=score.get)
-    report["shipped"] = {"name": best, "rule": "highest mean of BoN(last) and beam accuracy over n = 4, 16, 64",
-                         "scores": score}
+    report["shipped"] = {
+        "name": best,
+        "rule": "highest mean of BoN(last) and beam accuracy over n = 4, 16, 64",
+        "scores": score,
+    }
     (RESULTS / "lab_prm_comparison.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "lab_prm_comparison.md").write_text(
-        "# Lab PRM comparison (outcome vs MC vs TD(λ) targets)\n\n" + table(report) + "\n")
+        "# Lab PRM comparison (outcome vs MC vs TD(λ) targets)\n\n" + table(report) + "\n"
+    )
     print(table(report))
     if args.ship:
         if LAB_PRM.exists():

@@ -48,7 +48,7 @@ class StepArithmeticPRM:
                 else:
                     ok = bool(a) and last is not None and int(a[1]) == last
                 values.append(float(ok))
-            scores.append(values[r.start:])
+            scores.append(values[r.start :])
         return ScoreOutput(scores, [0] * len(requests), [0] * len(requests))
 
 
@@ -60,8 +60,10 @@ def padded(solution: str, pad: int) -> str:
 
 def returns(prm, problems, pads: list[int], config: dict) -> dict[str, dict[int, list[float]]]:
     """Per reward scheme and pad count, each problem's return (raw_sum: success + sum of raw step values)."""
-    items = {pad: [RewardItem(p.question, padded(reference_solution(p), pad), p.answer, meta=p.meta) for p in problems]
-             for pad in pads}
+    items = {
+        pad: [RewardItem(p.question, padded(reference_solution(p), pad), p.answer, meta=p.meta) for p in problems]
+        for pad in pads
+    }
     out: dict[str, dict[int, list[float]]] = {"raw_sum": {}}
     for mode in MODES:
         fn = RewardFunction(RewardConfig(mode=mode, **config), prm)
@@ -86,7 +88,7 @@ def summarise(table: dict[str, dict[int, list[float]]], pads: list[int]) -> dict
     summary = {}
     for scheme, by_pad in table.items():
         base = by_pad[pads[0]]
-        gains = {pad: [b - a for a, b in zip(base, v)] for pad, v in by_pad.items() if pad}
+        gains = {pad: [b - a for a, b in zip(base, v, strict=True)] for pad, v in by_pad.items() if pad}
         summary[scheme] = {
             "mean_return": {pad: sum(v) / len(v) for pad, v in by_pad.items()},
             "share_padded_higher": {pad: sum(g > TOLERANCE for g in gs) / len(gs) for pad, gs in gains.items()},
@@ -110,23 +112,35 @@ def main() -> None:
     if LAB_PRM.is_dir():
         prms["lab"] = load_prm("lab", backend="hf")
     config = {"eta": args.eta, "grade_timeout_s": None}
-    report = {"problems": args.problems, "seed": args.seed, "pads": pads, "config": config | {"weight": 0.2, "aggregation": "last"},
-              "lab_prm": "lab" in prms, "results": {}}
+    report = {
+        "problems": args.problems,
+        "seed": args.seed,
+        "pads": pads,
+        "config": config | {"weight": 0.2, "aggregation": "last"},
+        "lab_prm": "lab" in prms,
+        "results": {},
+    }
     for name, prm in prms.items():
         start = time.time()
         report["results"][name] = summarise(returns(prm, problems, pads, config), pads)
         report["results"][name]["seconds"] = round(time.time() - start, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"mean return of correct lab solutions padded with repeated correct steps ({args.problems} problems, eta {args.eta})")
+    print(
+        "mean return of correct lab solutions padded with repeated correct steps "
+        f"({args.problems} problems, eta {args.eta})"
+    )
     print(f"{'prm':7} {'scheme':11} " + " ".join(f"pad={p:<5}" for p in pads) + "  padded>unpadded  max gain  hacked")
     for name, schemes in report["results"].items():
         for scheme, s in schemes.items():
             if scheme == "seconds":
                 continue
             share = max(s["share_padded_higher"].values())
-            print(f"{name:7} {scheme:11} " + " ".join(f"{s['mean_return'][p]:<9.3f}" for p in pads)
-                  + f"  {share:<15.2f}  {s['max_gain']:<8.4f}  {s['hacked']}")
+            print(
+                f"{name:7} {scheme:11} "
+                + " ".join(f"{s['mean_return'][p]:<9.3f}" for p in pads)
+                + f"  {share:<15.2f}  {s['max_gain']:<8.4f}  {s['hacked']}"
+            )
     print(f"wrote {args.out}")
 
 

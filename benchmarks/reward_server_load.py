@@ -43,10 +43,17 @@ def payloads(count: int, queries: int) -> list[dict]:
     for r in range(count):
         chunk = problems[r * queries : (r + 1) * queries]
         prompts = [TEMPLATE.format(question=p.question) for p in chunk]
-        responses = [reference_solution(p) if (r + i) % 2 else reference_solution(p).rsplit(" ", 1)[0] + " 0."
-                     for i, p in enumerate(chunk)]
-        out.append({"query": [p + s for p, s in zip(prompts, responses)], "prompts": prompts,
-                    "labels": [p.answer for p in chunk]})
+        responses = [
+            reference_solution(p) if (r + i) % 2 else reference_solution(p).rsplit(" ", 1)[0] + " 0."
+            for i, p in enumerate(chunk)
+        ]
+        out.append(
+            {
+                "query": [p + s for p, s in zip(prompts, responses, strict=True)],
+                "prompts": prompts,
+                "labels": [p.answer for p in chunk],
+            }
+        )
     return out
 
 
@@ -63,9 +70,24 @@ def random_prm(folder: Path) -> Path:
 
 
 def start_server(args: argparse.Namespace, port: int, prm: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "tdrm_search.cli", "serve-reward", "--host", HOST, "--port", str(port),
-           "--prm", prm, "--mode", args.mode, "--prompt-template", TEMPLATE,
-           "--torch-threads", str(args.torch_threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tdrm_search.cli",
+        "serve-reward",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--prm",
+        prm,
+        "--mode",
+        args.mode,
+        "--prompt-template",
+        TEMPLATE,
+        "--torch-threads",
+        str(args.torch_threads),
+    ]
     server = subprocess.Popen(cmd, env=os.environ | {"TDRM_REWARD_TOKEN": args.token})
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -129,8 +151,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:  # the server has loaded the PRM once it answers /health
         server = start_server(args, port, str(random_prm(Path(tmp))) if args.prm == "random" else args.prm)
     try:
-        run = asyncio.run(load(f"http://{HOST}:{port}/get_reward", payloads(args.requests, args.queries),
-                               args.concurrency, args.token, args.time_limit))
+        run = asyncio.run(
+            load(
+                f"http://{HOST}:{port}/get_reward",
+                payloads(args.requests, args.queries),
+                args.concurrency,
+                args.token,
+                args.time_limit,
+            )
+        )
         health = httpx.get(f"http://{HOST}:{port}/health").json()
     finally:
         server.terminate()
@@ -138,12 +167,23 @@ def main() -> None:
     lat = run["latencies"]
     done = len(lat)
     report = {
-        "host": HOST, "prm": args.prm, "mode": args.mode, "torch_threads": args.torch_threads, "requests": args.requests, "concurrency": args.concurrency,
-        "queries_per_request": args.queries, "ok": done, "errors": sum(run["errors"].values()), "error_kinds": run["errors"],
-        "wall_s": round(run["wall_s"], 2), "requests_per_s": round(done / run["wall_s"], 1),
+        "host": HOST,
+        "prm": args.prm,
+        "mode": args.mode,
+        "torch_threads": args.torch_threads,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "queries_per_request": args.queries,
+        "ok": done,
+        "errors": sum(run["errors"].values()),
+        "error_kinds": run["errors"],
+        "wall_s": round(run["wall_s"], 2),
+        "requests_per_s": round(done / run["wall_s"], 1),
         "completions_per_s": round(done * args.queries / run["wall_s"], 1),
-        "latency_ms": {f"p{q}": round(1000 * percentile(lat, q), 1) for q in (50, 90, 95, 99)} | {"max": round(1000 * max(lat), 1)},
-        "prm_batches": health["batches"], "mean_completions_per_batch": round(done * args.queries / max(health["batches"], 1), 1),
+        "latency_ms": {f"p{q}": round(1000 * percentile(lat, q), 1) for q in (50, 90, 95, 99)}
+        | {"max": round(1000 * max(lat), 1)},
+        "prm_batches": health["batches"],
+        "mean_completions_per_batch": round(done * args.queries / max(health["batches"], 1), 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
         "load_average_1m": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
     }

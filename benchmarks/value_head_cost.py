@@ -28,8 +28,20 @@ from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.tree import distinct_paths
 
 RESULTS = Path(__file__).parent / "results"
-COLUMNS = ["run", "n", "nodes", "prm_tokens", "prm_cached_tokens", "prm_computed", "unique", "trie",
-           "computed_vs_unique", "computed_vs_trie", "score_s", "wall_s"]
+COLUMNS = [
+    "run",
+    "n",
+    "nodes",
+    "prm_tokens",
+    "prm_cached_tokens",
+    "prm_computed",
+    "unique",
+    "trie",
+    "computed_vs_unique",
+    "computed_vs_trie",
+    "score_s",
+    "wall_s",
+]
 
 
 def value_token_counts(prm, result) -> tuple[int, int]:
@@ -60,19 +72,38 @@ def run(name: str, problems, policy, scorer, prm, n: int, args) -> dict:
         prm.llm.reset_prefix_cache()
     policy.llm.reset_prefix_cache()
     started = time.perf_counter()
-    results = search_batch(problems, policy, scorer, method="beam", n=n, seed=args.seed, max_steps=args.max_steps,
-                           max_step_tokens=64, max_tokens=1024)
+    results = search_batch(
+        problems,
+        policy,
+        scorer,
+        method="beam",
+        n=n,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        max_step_tokens=64,
+        max_tokens=1024,
+    )
     wall = time.perf_counter() - started
     given = sum(r.stats["prm_tokens"] for r in results)
     cached = sum(r.stats["prm_cached_tokens"] for r in results)
     counts = [value_token_counts(prm, r) for r in results]
     unique, trie = sum(c[0] for c in counts), sum(c[1] for c in counts)
-    row = {"run": name, "n": n, "nodes": sum(r.stats["nodes"] for r in results), "prm_tokens": given,
-           "prm_cached_tokens": cached, "prm_computed": given - cached, "unique": unique, "trie": trie,
-           "computed_vs_unique": (given - cached) / unique, "computed_vs_trie": (given - cached) / trie,
-           "score_s": results[0].stats["score_s"], "wall_s": wall,
-           "max_depth": max(d["depth"] for r in results for _, d in r.tree.nodes(data=True)),
-           "steps": [[list(c.steps) for c in r.candidates] for r in results]}
+    row = {
+        "run": name,
+        "n": n,
+        "nodes": sum(r.stats["nodes"] for r in results),
+        "prm_tokens": given,
+        "prm_cached_tokens": cached,
+        "prm_computed": given - cached,
+        "unique": unique,
+        "trie": trie,
+        "computed_vs_unique": (given - cached) / unique,
+        "computed_vs_trie": (given - cached) / trie,
+        "score_s": results[0].stats["score_s"],
+        "wall_s": wall,
+        "max_depth": max(d["depth"] for r in results for _, d in r.tree.nodes(data=True)),
+        "steps": [[list(c.steps) for c in r.candidates] for r in results],
+    }
     print(f"  {name} n={n}: {wall:.1f}s", flush=True)
     return row
 
@@ -104,33 +135,53 @@ def main() -> None:
     for n in args.ns:
         store = {} if args.hf_cache_tokens is None else {"cache_tokens": args.hf_cache_tokens}
         hf = HFPRM(args.prm, **store)  # a fresh store per run
-        rows.append(run("tdrm HFPRM", problems, policy, hf, hf, n, args) | {
-            "store_tokens_limit": hf.kv.max_tokens, "store_tokens_end": hf.kv.tokens, "store_mb_end": hf.kv.bytes / 2**20})
+        rows.append(
+            run("tdrm HFPRM", problems, policy, hf, hf, n, args)
+            | {
+                "store_tokens_limit": hf.kv.max_tokens,
+                "store_tokens_end": hf.kv.tokens,
+                "store_mb_end": hf.kv.bytes / 2**20,
+            }
+        )
         rows.append(run("TDRM-style full sequences", problems, policy, FullSequencePRM(hf), hf, n, args))
         rows.append(run("tdrm VLLMPRM", problems, policy, vllm_prm, vllm_prm, n, args))
     by = {(r["run"], r["n"]): r for r in rows}
-    ratios = {f"n={n}": {
-        "prm_computed_baseline_over_ours_hf": by[("TDRM-style full sequences", n)]["prm_computed"]
-        / by[("tdrm HFPRM", n)]["prm_computed"],
-        "hf_computed_vs_unique": by[("tdrm HFPRM", n)]["computed_vs_unique"],
-        "vllm_computed_vs_unique": by[("tdrm VLLMPRM", n)]["computed_vs_unique"],
-        "same_trees_hf_vs_baseline": by[("tdrm HFPRM", n)]["steps"] == by[("TDRM-style full sequences", n)]["steps"],
-        "score_s_baseline_over_ours_hf": by[("TDRM-style full sequences", n)]["score_s"]
-        / by[("tdrm HFPRM", n)]["score_s"],
-    } for n in args.ns}
+    ratios = {
+        f"n={n}": {
+            "prm_computed_baseline_over_ours_hf": by[("TDRM-style full sequences", n)]["prm_computed"]
+            / by[("tdrm HFPRM", n)]["prm_computed"],
+            "hf_computed_vs_unique": by[("tdrm HFPRM", n)]["computed_vs_unique"],
+            "vllm_computed_vs_unique": by[("tdrm VLLMPRM", n)]["computed_vs_unique"],
+            "same_trees_hf_vs_baseline": by[("tdrm HFPRM", n)]["steps"]
+            == by[("TDRM-style full sequences", n)]["steps"],
+            "score_s_baseline_over_ours_hf": by[("TDRM-style full sequences", n)]["score_s"]
+            / by[("tdrm HFPRM", n)]["score_s"],
+        }
+        for n in args.ns
+    }
     for row in rows:
         row.pop("steps")
-    report = {"prm": str(args.prm), "problems": len(problems), "max_steps": args.max_steps,
-              "hf_store": [{k: r[k] for k in ("n", "store_tokens_limit", "store_tokens_end", "store_mb_end")}
-                           for r in rows if "store_tokens_limit" in r],
-              "command": " ".join(["python", *sys.argv]), "rows": rows, "ratios": ratios}
+    report = {
+        "prm": str(args.prm),
+        "problems": len(problems),
+        "max_steps": args.max_steps,
+        "hf_store": [
+            {k: r[k] for k in ("n", "store_tokens_limit", "store_tokens_end", "store_mb_end")}
+            for r in rows
+            if "store_tokens_limit" in r
+        ],
+        "command": " ".join(["python", *sys.argv]),
+        "rows": rows,
+        "ratios": ratios,
+    }
     print(table(rows))
     print(json.dumps(ratios, indent=2))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "value_head_cost.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "value_head_cost.md").write_text(
         f"# Value-head PRM scoring cost (lab, depth {args.max_steps}, {len(problems)} problems)\n\n"
-        f"`{report['command']}`\n\n{table(rows)}\n\nRatios:\n\n```json\n{json.dumps(ratios, indent=2)}\n```\n")
+        f"`{report['command']}`\n\n{table(rows)}\n\nRatios:\n\n```json\n{json.dumps(ratios, indent=2)}\n```\n"
+    )
 
 
 if __name__ == "__main__":

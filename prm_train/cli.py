@@ -20,8 +20,12 @@ def register(subparsers) -> None:
     p.add_argument("--policy", default="lab", help='"lab" or a model folder')
     p.add_argument("--backend", default="vllm", choices=["vllm", "hf"])
     p.add_argument("--problems", type=int, default=100)
-    p.add_argument("--split", choices=["train", "eval"], default="train",
-                   help="train: the lab's training seed stream; eval: plain seed --seed")
+    p.add_argument(
+        "--split",
+        choices=["train", "eval"],
+        default="train",
+        help="train: the lab's training seed stream; eval: plain seed --seed",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--mc", type=int, default=0, help="Monte-Carlo completions per non-terminal prefix")
@@ -47,9 +51,13 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    p.add_argument("--head", choices=sorted(HEAD_CONFIGS), default="lm",
-                   help="lm: P(good) at step tags of the causal LM; value: a 1-logit sequence-classification head "
-                        "read at the last token of each step's conversation (TDRM's scalar PRM)")
+    p.add_argument(
+        "--head",
+        choices=sorted(HEAD_CONFIGS),
+        default="lm",
+        help="lm: P(good) at step tags of the causal LM; value: a 1-logit sequence-classification head "
+        "read at the last token of each step's conversation (TDRM's scalar PRM)",
+    )
     p.add_argument("--prm-config", type=json.loads, default={}, help="PRMConfig fields as JSON, over --head's")
     p.set_defaults(func=run_train)
 
@@ -87,8 +95,9 @@ def run_collect(args) -> int:
 
     seed = train_seed(args.seed) if args.split == "train" else args.seed
     problems = generate_problems(args.problems, seed=seed)
-    cfg = CollectConfig(k=args.k, temperature=args.temperature, max_tokens=args.max_tokens, mc_samples=args.mc,
-                        seed=args.seed)
+    cfg = CollectConfig(
+        k=args.k, temperature=args.temperature, max_tokens=args.max_tokens, mc_samples=args.mc, seed=args.seed
+    )
     rollouts, stats = collect(problems, load_policy(args.policy, backend=args.backend), cfg)
     write_rollouts(args.out, rollouts)
     acc = sum(r.outcome for r in rollouts) / max(1, len(rollouts))
@@ -108,7 +117,10 @@ def run_targets(args) -> int:
         if args.prm is None:
             raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass --prm FOLDER")
         values = score_rollouts(HFPRM(args.prm), rollouts)
-    lines = [json.dumps({"id": r.problem.id, "targets": rollout_targets(r, spec, v)}) for r, v in zip(rollouts, values)]
+    lines = [
+        json.dumps({"id": r.problem.id, "targets": rollout_targets(r, spec, v)})
+        for r, v in zip(rollouts, values, strict=True)
+    ]
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
     else:
@@ -122,8 +134,14 @@ def run_train(args) -> int:
     from tdrm_search.loading import LAB_POLICY, resolve
     from tdrm_search.prms.config import PRMConfig
 
-    cfg = TrainConfig(target_spec(args), rounds=args.rounds, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, seed=args.seed)
+    cfg = TrainConfig(
+        target_spec(args),
+        rounds=args.rounds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
     base = resolve(args.base, LAB_POLICY, "base model")
     config = PRMConfig(**{**HEAD_CONFIGS[args.head], **args.prm_config})
     result = train_prm(base, read_rollouts(args.rollouts), config, cfg, args.out, args.resume)

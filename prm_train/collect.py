@@ -92,8 +92,13 @@ class Collector:
         return SampleRequest(tuple(prefix), n, budget, self.cfg.temperature, self.cfg.top_p, stop=None)
 
 
-def collect(problems: Sequence[Problem], policy: Policy, cfg: CollectConfig, grader: Grader = default_grader,
-            progress: bool = True) -> tuple[list[Rollout], CollectStats]:
+def collect(
+    problems: Sequence[Problem],
+    policy: Policy,
+    cfg: CollectConfig,
+    grader: Grader = default_grader,
+    progress: bool = True,
+) -> tuple[list[Rollout], CollectStats]:
     """K rollouts per problem (and MC counts when cfg.mc_samples > 0)."""
     c = Collector(policy, cfg, progress)
     decode = policy.decode
@@ -113,13 +118,18 @@ def collect(problems: Sequence[Problem], policy: Policy, cfg: CollectConfig, gra
     for i, steps in drafts:
         p, texts = problems[i], [decode(s) for s in steps]
         labeler = default_labeler(p)
-        rollouts.append(Rollout(
-            problem=p, steps=texts, step_tokens=[len(s) for s in steps], outcome=grader(p, "".join(texts)),
-            finish="answer" if grading.extract_answer(texts[-1]) is not None else "length",
-            labels=labeler(p, texts) if labeler else None,
-            mc_success=[mc[prefix_key(i, steps, t)] for t in range(len(steps) - 1)] if mc else None,
-            mc_samples=cfg.mc_samples,
-        ))
+        rollouts.append(
+            Rollout(
+                problem=p,
+                steps=texts,
+                step_tokens=[len(s) for s in steps],
+                outcome=grader(p, "".join(texts)),
+                finish="answer" if grading.extract_answer(texts[-1]) is not None else "length",
+                labels=labeler(p, texts) if labeler else None,
+                mc_success=[mc[prefix_key(i, steps, t)] for t in range(len(steps) - 1)] if mc else None,
+                mc_samples=cfg.mc_samples,
+            )
+        )
     return rollouts, c.stats
 
 
@@ -135,7 +145,7 @@ def monte_carlo(c: Collector, problems, prompts, drafts, grader: Grader) -> dict
     requests = [c.request(prompts[i] + list(ids), c.cfg.mc_samples, len(ids)) for i, ids in keys]
     completions = c.generate(requests, "MC completions")
     counts = {}
-    for (i, ids), outs in zip(keys, completions):
+    for (i, ids), outs in zip(keys, completions, strict=True):
         head = c.policy.decode(list(ids))
         c.stats.mc_tokens += sum(map(len, outs))
         counts[(i, ids)] = sum(grader(problems[i], head + c.policy.decode(o)) for o in outs)

@@ -49,24 +49,38 @@ class Rollout:
             raise ValueError(f"rollout of {self.name!r}: {len(self.labels)} labels for {T} steps")
         if self.mc_success is not None:
             if len(self.mc_success) != T - 1:
-                raise ValueError(f"rollout of {self.name!r}: {len(self.mc_success)} MC counts for {T - 1} "
-                                 "non-terminal steps")
+                raise ValueError(
+                    f"rollout of {self.name!r}: {len(self.mc_success)} MC counts for {T - 1} non-terminal steps"
+                )
             if self.mc_samples < 1 or any(not 0 <= c <= self.mc_samples for c in self.mc_success):
-                raise ValueError(f"rollout of {self.name!r}: MC counts {self.mc_success} out of range "
-                                 f"[0, {self.mc_samples}]")
+                raise ValueError(
+                    f"rollout of {self.name!r}: MC counts {self.mc_success} out of range [0, {self.mc_samples}]"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "problem": problem_to_dict(self.problem), "steps": self.steps, "step_tokens": self.step_tokens,
-            "outcome": self.outcome, "finish": self.finish, "labels": self.labels,
-            "mc_success": self.mc_success, "mc_samples": self.mc_samples,
+            "problem": problem_to_dict(self.problem),
+            "steps": self.steps,
+            "step_tokens": self.step_tokens,
+            "outcome": self.outcome,
+            "finish": self.finish,
+            "labels": self.labels,
+            "mc_success": self.mc_success,
+            "mc_samples": self.mc_samples,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Rollout:
-        return cls(problem=problem_from_dict(d["problem"]), steps=list(d["steps"]),
-                   step_tokens=list(d["step_tokens"]), outcome=bool(d["outcome"]), finish=d.get("finish", "eos"),
-                   labels=d.get("labels"), mc_success=d.get("mc_success"), mc_samples=d.get("mc_samples", 0))
+        return cls(
+            problem=problem_from_dict(d["problem"]),
+            steps=list(d["steps"]),
+            step_tokens=list(d["step_tokens"]),
+            outcome=bool(d["outcome"]),
+            finish=d.get("finish", "eos"),
+            labels=d.get("labels"),
+            mc_success=d.get("mc_success"),
+            mc_samples=d.get("mc_samples", 0),
+        )
 
 
 def write_rollouts(path: str | Path, rollouts: Iterable[Rollout]) -> int:

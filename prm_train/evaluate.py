@@ -31,7 +31,9 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
 
 
-def within_problem_auc(scores: Sequence[float], correct: Sequence[bool], pools: Sequence[Sequence[int]]) -> float | None:
+def within_problem_auc(
+    scores: Sequence[float], correct: Sequence[bool], pools: Sequence[Sequence[int]]
+) -> float | None:
     """Mean over problems of the AUC of solution scores against outcomes inside each problem's pool: whether the
     PRM ranks a problem's right solutions above its wrong ones (what Best-of-N needs), not which problems are
     hard. Problems whose pool is all right or all wrong are left out; None when none is left."""
@@ -44,18 +46,23 @@ def first_index(flags: Sequence[bool]) -> int | None:
     return next((t for t, f in enumerate(flags) if f), None)
 
 
-def first_error_detection(values: Sequence[Sequence[float]], labels: Sequence[Sequence[bool]],
-                          threshold: float = 0.5) -> dict[str, float | None]:
+def first_error_detection(
+    values: Sequence[Sequence[float]], labels: Sequence[Sequence[bool]], threshold: float = 0.5
+) -> dict[str, float | None]:
     """Predicted first error = first step valued below `threshold`. Accuracy on solutions with an error (exact
     index), on solutions without, and their harmonic mean (ProcessBench's F1)."""
     err, ok = [], []
-    for v, lab in zip(values, labels):
+    for v, lab in zip(values, labels, strict=True):
         truth = first_index([not x for x in lab])
         hit = first_index([x < threshold for x in v]) == truth
         (ok if truth is None else err).append(hit)
     acc_err = fmean(err) if err else None
     acc_ok = fmean(ok) if ok else None
-    f1 = 2 * acc_err * acc_ok / (acc_err + acc_ok) if acc_err is not None and acc_ok is not None and acc_err + acc_ok else None
+    f1 = (
+        2 * acc_err * acc_ok / (acc_err + acc_ok)
+        if acc_err is not None and acc_ok is not None and acc_err + acc_ok
+        else None
+    )
     return {"error_acc": acc_err, "correct_acc": acc_ok, "f1": f1}
 
 
@@ -63,15 +70,18 @@ def smoothness(values: Sequence[Sequence[float]], rollouts: Sequence[Rollout], g
     """mean |V(s_{t+1}) − V(s_t)|; mean TD error |y_t − V(s_t)| with y the TD(0) target from the PRM's own
     values; local Lipschitz estimate: mean |ΔV| per token of the step between the two states."""
     diffs, lips, td = [], [], []
-    for v, r in zip(values, rollouts):
+    for v, r in zip(values, rollouts, strict=True):
         for t in range(len(v) - 1):
             d = abs(v[t + 1] - v[t])
             diffs.append(d)
             lips.append(d / max(1, r.step_tokens[t + 1]))
         y = td0_targets(list(v), float(r.outcome), gamma)
-        td.extend(abs(a - b) for a, b in zip(y, v))
-    return {"mean_abs_diff": fmean(diffs) if diffs else 0.0, "td_error": fmean(td) if td else 0.0,
-            "lipschitz_per_token": fmean(lips) if lips else 0.0}
+        td.extend(abs(a - b) for a, b in zip(y, v, strict=True))
+    return {
+        "mean_abs_diff": fmean(diffs) if diffs else 0.0,
+        "td_error": fmean(td) if td else 0.0,
+        "lipschitz_per_token": fmean(lips) if lips else 0.0,
+    }
 
 
 def pools_by_problem(rollouts: Sequence[Rollout]) -> list[list[int]]:
@@ -89,8 +99,9 @@ def subsets(pool: Sequence[int], n: int) -> list[Sequence[int]]:
     return [pool[i : i + n] for i in range(0, len(pool) - n + 1, n)]
 
 
-def select_accuracy(pick: Callable[[Sequence[int]], int], correct: Sequence[bool],
-                    pools: Sequence[Sequence[int]], n: int) -> float:
+def select_accuracy(
+    pick: Callable[[Sequence[int]], int], correct: Sequence[bool], pools: Sequence[Sequence[int]], n: int
+) -> float:
     """Mean over problems of the accuracy of `pick` over each disjoint n-subset of the problem's pool."""
     return fmean(fmean(correct[pick(s)] for s in subsets(pool, n)) for pool in pools)
 
@@ -100,15 +111,18 @@ def best_of_n(scores: Sequence[float], correct: Sequence[bool], pools: Sequence[
     return select_accuracy(lambda s: max(s, key=lambda i: (scores[i], -i)), correct, pools, n)
 
 
-def majority_of_n(answers: Sequence[str | None], correct: Sequence[bool], pools: Sequence[Sequence[int]],
-                  n: int) -> float:
+def majority_of_n(
+    answers: Sequence[str | None], correct: Sequence[bool], pools: Sequence[Sequence[int]], n: int
+) -> float:
     """Majority vote over final answers of each subset (no verifier); ties go to the answer seen first."""
+
     def pick(s):
         counts = Counter(answers[i] for i in s if answers[i] is not None)
         if not counts:
             return s[0]
         top = max(counts.values())
         return next(i for i in s if answers[i] is not None and counts[answers[i]] == top)
+
     return select_accuracy(pick, correct, pools, n)
 
 
@@ -121,15 +135,16 @@ def score_rollouts(prm: PRM, rollouts: Sequence[Rollout], chunk: int = 512) -> l
         requests = [ScoreRequest(rollouts[i].problem, tuple(rollouts[i].steps)) for i in idx]
         out = prm.score(requests)
         check_scores(requests, out)
-        for i, v in zip(idx, out.scores):
+        for i, v in zip(idx, out.scores, strict=True):
             values[i] = list(v)
     return values
 
 
-def evaluate_values(values: Sequence[Sequence[float]], rollouts: Sequence[Rollout], ns: Sequence[int],
-                    gamma: float = 1.0) -> dict:
+def evaluate_values(
+    values: Sequence[Sequence[float]], rollouts: Sequence[Rollout], ns: Sequence[int], gamma: float = 1.0
+) -> dict:
     """Every metric from precomputed step values (rollouts must carry exact labels for the step metrics)."""
-    labelled = [(v, r.labels) for v, r in zip(values, rollouts) if r.labels is not None]
+    labelled = [(v, r.labels) for v, r in zip(values, rollouts, strict=True) if r.labels is not None]
     flat_v = [x for v, lab in labelled for x in v]
     flat_l = [x for v, lab in labelled for x in lab]
     pools = pools_by_problem(rollouts)
@@ -142,7 +157,9 @@ def evaluate_values(values: Sequence[Sequence[float]], rollouts: Sequence[Rollou
         "first_error": first_error_detection([v for v, _ in labelled], [lab for _, lab in labelled]),
         "best_of_n": bon,
         "smoothness": smoothness(values, rollouts, gamma),
-        "steps": len(flat_v), "rollouts": len(rollouts), "problems": len(pools),
+        "steps": len(flat_v),
+        "rollouts": len(rollouts),
+        "problems": len(pools),
     }
 
 

@@ -14,7 +14,14 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from prm_train.data import Rollout
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import EncodedPath, check_format, common_length, encode_reads, pad_values, single_token_id
+from tdrm_search.prms.encoding import (
+    EncodedPath,
+    check_format,
+    common_length,
+    encode_reads,
+    pad_values,
+    single_token_id,
+)
 
 TRAINABLE_HEADS = ("lm", "value")
 
@@ -134,8 +141,9 @@ def read_logits(model, packed: Sequence[Packed], readout: Readout, pad: int) -> 
 
 
 @torch.inference_mode()
-def rollout_values(model, packed: Sequence[Packed], rollouts: Sequence[Rollout], readout: Readout, pad: int,
-                   batch_size: int = 64) -> list[list[float]]:
+def rollout_values(
+    model, packed: Sequence[Packed], rollouts: Sequence[Rollout], readout: Readout, pad: int, batch_size: int = 64
+) -> list[list[float]]:
     """Every step value of every rollout (0 past the context), in length-sorted batches, in inference mode."""
     order = sorted((i for i, p in enumerate(packed) if p.ends), key=lambda i: len(packed[i].ids))
     values: list[list[float]] = [[] for _ in rollouts]
@@ -144,4 +152,4 @@ def rollout_values(model, packed: Sequence[Packed], rollouts: Sequence[Rollout],
         flat = torch.sigmoid(read_logits(model, [packed[i] for i in chunk], readout, pad).float()).tolist()
         for i in chunk:
             values[i], flat = flat[: len(packed[i].ends)], flat[len(packed[i].ends) :]
-    return [pad_values(v, len(r.steps)) for v, r in zip(values, rollouts)]
+    return [pad_values(v, len(r.steps)) for v, r in zip(values, rollouts, strict=True)]

@@ -67,8 +67,9 @@ def mc_targets(successes: Sequence[int], samples: int, outcome: float, hard: boo
     return labels + [clip01(outcome)]
 
 
-def n_step_targets(values: Sequence[float], outcome: float, n: int, gamma: float,
-                   rewards: Sequence[float] | None = None) -> list[float]:
+def n_step_targets(
+    values: Sequence[float], outcome: float, n: int, gamma: float, rewards: Sequence[float] | None = None
+) -> list[float]:
     T = len(values)
     r = _check(values, rewards, T, gamma)
     if n < 1:
@@ -82,13 +83,15 @@ def n_step_targets(values: Sequence[float], outcome: float, n: int, gamma: float
     return out + [clip01(outcome)]
 
 
-def td0_targets(values: Sequence[float], outcome: float, gamma: float,
-                rewards: Sequence[float] | None = None) -> list[float]:
+def td0_targets(
+    values: Sequence[float], outcome: float, gamma: float, rewards: Sequence[float] | None = None
+) -> list[float]:
     return n_step_targets(values, outcome, 1, gamma, rewards)
 
 
-def td_lambda_targets(values: Sequence[float], outcome: float, gamma: float, lam: float,
-                      rewards: Sequence[float] | None = None) -> list[float]:
+def td_lambda_targets(
+    values: Sequence[float], outcome: float, gamma: float, lam: float, rewards: Sequence[float] | None = None
+) -> list[float]:
     T = len(values)
     r = _check(values, rewards, T, gamma)
     if not 0.0 <= lam <= 1.0:

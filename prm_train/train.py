@@ -20,7 +20,15 @@ from tqdm.auto import tqdm
 
 from prm_train.data import Rollout
 from prm_train.export import CHECKPOINT, export
-from prm_train.model import Packed, Readout, check_tokenizer, encode_rollouts, load_backbone, read_logits, rollout_values
+from prm_train.model import (
+    Packed,
+    Readout,
+    check_tokenizer,
+    encode_rollouts,
+    load_backbone,
+    read_logits,
+    rollout_values,
+)
 from prm_train.targets import TargetSpec, rollout_targets
 from tdrm_search.prms.config import PRMConfig
 
@@ -54,8 +62,15 @@ class TrainResult:
     steps: int
 
 
-def round_targets(model, rollouts: Sequence[Rollout], packed: Sequence[Packed], readout: Readout, pad: int,
-                  spec: TargetSpec, round_index: int) -> list[list[float]]:
+def round_targets(
+    model,
+    rollouts: Sequence[Rollout],
+    packed: Sequence[Packed],
+    readout: Readout,
+    pad: int,
+    spec: TargetSpec,
+    round_index: int,
+) -> list[list[float]]:
     """Each rollout's targets, cut to the steps whose read-out fits the context."""
     values: Sequence[list[float] | None] = [None] * len(rollouts)
     if spec.bootstraps:
@@ -64,12 +79,20 @@ def round_targets(model, rollouts: Sequence[Rollout], packed: Sequence[Packed], 
         else:
             values = rollout_values(model.eval(), packed, rollouts, readout, pad)
             model.train()
-    return [rollout_targets(r, spec, v)[: len(p.ends)] for r, v, p in zip(rollouts, values, packed)]
+    return [rollout_targets(r, spec, v)[: len(p.ends)] for r, v, p in zip(rollouts, values, packed, strict=True)]
 
 
-def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: TrainConfig,
-        run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-        log: Callable[[str], None] = print) -> TrainResult:
+def fit(
+    model,
+    tokenizer,
+    config: PRMConfig,
+    rollouts: Sequence[Rollout],
+    cfg: TrainConfig,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Train `model` in place. With `run_dir`, a checkpoint is written after every epoch; `resume` continues
     from it and ends with the same weights an uninterrupted run would have."""
     if not rollouts:
@@ -99,27 +122,42 @@ def fit(model, tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], cfg: T
         loss = run_epoch(model, opt, packed, state["targets"], keep, cfg, state, readout, pad, progress)
         state["losses"].append(loss)
         state["epoch"] += 1
-        log(f"round {state['round'] + 1}/{cfg.rounds} epoch {state['epoch']}/{cfg.epochs} loss {loss:.4f} "
-            f"({time.perf_counter() - started:.0f}s)")
+        log(
+            f"round {state['round'] + 1}/{cfg.rounds} epoch {state['epoch']}/{cfg.epochs} loss {loss:.4f} "
+            f"({time.perf_counter() - started:.0f}s)"
+        )
         if state["epoch"] == cfg.epochs:
             state.update(round=state["round"] + 1, epoch=0, targets=None)
         if ckpt:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                        "config": cfg.to_dict()}, ckpt)
+            torch.save(
+                {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state, "config": cfg.to_dict()},
+                ckpt,
+            )
     model.eval()
     return TrainResult(state["losses"], time.perf_counter() - started, state["steps"])
 
 
-def run_epoch(model, opt, packed: Sequence[Packed], targets, keep, cfg: TrainConfig, state: dict, readout: Readout,
-              pad: int, progress: bool) -> float:
+def run_epoch(
+    model,
+    opt,
+    packed: Sequence[Packed],
+    targets,
+    keep,
+    cfg: TrainConfig,
+    state: dict,
+    readout: Readout,
+    pad: int,
+    progress: bool,
+) -> float:
     """One shuffled pass (order fixed by seed, round and epoch); returns the mean batch loss."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["round"] * 1_009 + state["epoch"])
     order = [keep[i] for i in torch.randperm(len(keep), generator=gen).tolist()]
     batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
     total = 0.0
-    bar = tqdm(batches, desc=f"round {state['round'] + 1} epoch {state['epoch'] + 1}", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        batches, desc=f"round {state['round'] + 1} epoch {state['epoch'] + 1}", disable=not progress, leave=False
+    )
     for batch in bar:
         logits = read_logits(model, [packed[i] for i in batch], readout, pad)
         y = torch.tensor([t for i in batch for t in targets[i]], dtype=logits.dtype)
@@ -134,9 +172,17 @@ def run_epoch(model, opt, packed: Sequence[Packed], targets, keep, cfg: TrainCon
     return total / max(1, len(batches))
 
 
-def train_prm(base: str | Path, rollouts: Sequence[Rollout], config: PRMConfig, cfg: TrainConfig,
-              run_dir: str | Path, resume: bool = False, progress: bool = True, meta: dict | None = None,
-              log: Callable[[str], None] = print) -> TrainResult:
+def train_prm(
+    base: str | Path,
+    rollouts: Sequence[Rollout],
+    config: PRMConfig,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    meta: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Initialise from the causal LM at `base`, train, and leave `run_dir` an exported PRM (plus checkpoint)."""
     model, tokenizer = load_backbone(base, config, cfg.seed)
     meta = {"base": str(base), "rollouts": len(rollouts), "train": cfg.to_dict(), **(meta or {})}

@@ -14,17 +14,23 @@ TOKEN_ENV = "TDRM_REWARD_TOKEN"
 def register(subparsers) -> None:
     p = subparsers.add_parser("serve-reward", help="serve a PRM + verifiable reward over HTTP (OpenRLHF remote RM)")
     defaults = RewardConfig()
-    p.add_argument("--prm", default=None, help='"lab", "oracle" or a PRM folder (default: lab PRM if shipped, else oracle)')
+    p.add_argument(
+        "--prm", default=None, help='"lab", "oracle" or a PRM folder (default: lab PRM if shipped, else oracle)'
+    )
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     p.add_argument("--mode", default=defaults.mode, choices=MODES)
     p.add_argument("--weight", type=float, default=defaults.weight, help="mix: PRM weight w")
     p.add_argument("--aggregation", default=defaults.aggregation, help="mix: last, min, prod or mean")
-    p.add_argument("--drop-answer-step", action="store_true", help="mix: score the solution without its answer paragraph")
+    p.add_argument(
+        "--drop-answer-step", action="store_true", help="mix: score the solution without its answer paragraph"
+    )
     p.add_argument("--eta", type=float, default=defaults.eta, help="clip threshold")
     p.add_argument("--scale", type=float, default=defaults.scale, help="clip/delta process reward scale")
     p.add_argument("--correct", type=float, default=defaults.correct)
     p.add_argument("--incorrect", type=float, default=defaults.incorrect)
-    p.add_argument("--prompt-template", default=None, help='recover the question from prompts, e.g. "Q: {question}\\nA:\\n"')
+    p.add_argument(
+        "--prompt-template", default=None, help='recover the question from prompts, e.g. "Q: {question}\\nA:\\n"'
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--max-body-bytes", type=int, default=8 * 2**20)
@@ -48,8 +54,16 @@ def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k in fields}
     reward_fn = RewardFunction.load(args.prm, backend=args.backend, **options)
     token = os.environ.get(TOKEN_ENV) or None  # from the environment, never the command line (visible in ps)
-    config = ServerConfig(token=token, max_body_bytes=args.max_body_bytes, max_items=args.max_items,
-                          neutral=args.neutral, prompt_template=args.prompt_template)
-    print(f"tdrm serve-reward: mode {args.mode}, http://{args.host}:{args.port}, bearer token {'on' if token else 'off'} ({TOKEN_ENV})")
+    config = ServerConfig(
+        token=token,
+        max_body_bytes=args.max_body_bytes,
+        max_items=args.max_items,
+        neutral=args.neutral,
+        prompt_template=args.prompt_template,
+    )
+    print(
+        f"tdrm serve-reward: mode {args.mode}, http://{args.host}:{args.port}, "
+        f"bearer token {'on' if token else 'off'} ({TOKEN_ENV})"
+    )
     uvicorn.run(create_app(reward_fn, config), host=args.host, port=args.port, log_level="warning")
     return 0

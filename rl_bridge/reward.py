@@ -43,7 +43,7 @@ def clip_rewards(scores: Sequence[float], eta: float, scale: float = 1.0) -> lis
 def delta_rewards(scores: Sequence[float], scale: float = 1.0) -> list[float]:
     """Delta: scale * (r_k - r_{k+1}) for k < K and scale * r_K for the last step."""
     values = list(scores)
-    return [scale * (r - nxt) for r, nxt in zip(values, values[1:] + [0.0])]
+    return [scale * (r - nxt) for r, nxt in zip(values, values[1:] + [0.0], strict=True)]
 
 
 def clip_delta_rewards(scores: Sequence[float], eta: float, scale: float = 1.0) -> list[float]:
@@ -143,7 +143,7 @@ def _merge_blank(pieces: list[Any], texts: list[str]) -> tuple[list[Any], list[s
     """Fold white-space-only pieces into the piece before them (a run of delimiters is one step end)."""
     out_pieces: list[Any] = []
     out_texts: list[str] = []
-    for piece, text in zip(pieces, texts):
+    for piece, text in zip(pieces, texts, strict=True):
         if out_texts and not text.strip():
             out_pieces[-1] = out_pieces[-1] + piece
             out_texts[-1] += text
@@ -166,8 +166,12 @@ def _cumulative_ends(lengths: list[int]) -> list[int]:
     return ends
 
 
-def split_completion(completion: str, delimiter: str, completion_ids: Sequence[int] | None = None,
-                     decode: Callable[[list[int]], str] | None = None) -> Steps:
+def split_completion(
+    completion: str,
+    delimiter: str,
+    completion_ids: Sequence[int] | None = None,
+    decode: Callable[[list[int]], str] | None = None,
+) -> Steps:
     """Steps of a completion (delimiter kept with the step it ends), with where each ends in characters
     and, given token ids and a decode function, in tokens. Blank text gives no step."""
     if completion_ids is not None and decode is not None:
@@ -248,7 +252,7 @@ class RewardFunction:
             log.warning("PRM failed on a batch of %d: %s: %s", len(requests), type(err).__name__, err)
             return [f"PRM failed: {err}"] * len(requests)
         out: list[list[float] | str] = []
-        for request, scores in zip(requests, output.scores):
+        for request, scores in zip(requests, output.scores, strict=True):
             try:
                 check_scores([request], ScoreOutput([scores], [0], [0]))
                 out.append([float(s) for s in scores])
@@ -257,17 +261,23 @@ class RewardFunction:
                 out.append(str(err))
         return out
 
-    def score(self, items: Sequence[RewardItem], decode: Callable[[list[int]], str] | None = None) -> list[RewardOutput]:
+    def score(
+        self, items: Sequence[RewardItem], decode: Callable[[list[int]], str] | None = None
+    ) -> list[RewardOutput]:
         """Rewards for all items, in order; never raises on bad items (they abstain with an error)."""
         cfg = self.config
         steps = [split_completion(i.completion or "", cfg.delimiter, i.completion_ids, decode) for i in items]
         rules = list(self._pool.map(self.rule, items))
-        scored = [k for k, rule in enumerate(rules) if not isinstance(rule, str) and steps[k].texts] if cfg.uses_prm else []
+        scored = (
+            [k for k, rule in enumerate(rules) if not isinstance(rule, str) and steps[k].texts] if cfg.uses_prm else []
+        )
         requests = [
-            ScoreRequest(Problem(items[k].question, items[k].reference, meta=dict(items[k].meta)), self.prm_steps(steps[k]))
+            ScoreRequest(
+                Problem(items[k].question, items[k].reference, meta=dict(items[k].meta)), self.prm_steps(steps[k])
+            )
             for k in scored
         ]
-        values = dict(zip(scored, self._prm_scores(requests)))
+        values = dict(zip(scored, self._prm_scores(requests), strict=True))
         return [self._combine(rules[k], steps[k], values.get(k)) for k in range(len(items))]
 
     def _combine(self, rule: float | str, steps: Steps, values: list[float] | str | None) -> RewardOutput:

@@ -105,8 +105,10 @@ class MicroBatcher:
             deadline = asyncio.get_running_loop().time() + self.window_s
             while size < self.max_batch:
                 try:
-                    pending.append(await asyncio.wait_for(self.queue.get(), deadline - asyncio.get_running_loop().time()))
-                except asyncio.TimeoutError:
+                    pending.append(
+                        await asyncio.wait_for(self.queue.get(), deadline - asyncio.get_running_loop().time())
+                    )
+                except TimeoutError:
                     break
                 size += len(pending[-1][0])
             await self.flush(pending)
@@ -131,7 +133,7 @@ class MicroBatcher:
 
 def response_of(query: str, prompt: str | None) -> str:
     """The response inside OpenRLHF's query (prompt + response)."""
-    return query[len(prompt):] if prompt and query.startswith(prompt) else query
+    return query[len(prompt) :] if prompt and query.startswith(prompt) else query
 
 
 def create_app(reward_fn: RewardFunction, config: ServerConfig | None = None) -> BodyLimit:
@@ -167,14 +169,22 @@ def create_app(reward_fn: RewardFunction, config: ServerConfig | None = None) ->
         prompts = body.prompts or [None] * n
         labels = body.labels or [None] * n
         return [
-            RewardItem(question_from_prompt(p or "", cfg.prompt_template), response_of(q, p), None if label is None else str(label))
-            for q, p, label in zip(body.query, prompts, labels)
+            RewardItem(
+                question_from_prompt(p or "", cfg.prompt_template),
+                response_of(q, p),
+                None if label is None else str(label),
+            )
+            for q, p, label in zip(body.query, prompts, labels, strict=True)
         ]
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "mode": reward_fn.config.mode, "prm": type(reward_fn.prm).__name__ if reward_fn.prm else None,
-                "batches": batcher.batches}
+        return {
+            "status": "ok",
+            "mode": reward_fn.config.mode,
+            "prm": type(reward_fn.prm).__name__ if reward_fn.prm else None,
+            "batches": batcher.batches,
+        }
 
     @app.post("/get_reward", dependencies=[Depends(authorize)])
     async def get_reward(body: RewardRequest) -> dict[str, Any]:

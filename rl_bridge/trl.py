@@ -44,8 +44,15 @@ class TRLReward:
     meta_column: a column with the problem's checker metadata (dict or JSON string), for the oracle PRM.
     """
 
-    def __init__(self, reward_fn: RewardFunction, answer_column: str = "answer", question_column: str | None = None,
-                 meta_column: str | None = None, prompt_template: str | None = None, name: str = "tdrm_reward"):
+    def __init__(
+        self,
+        reward_fn: RewardFunction,
+        answer_column: str = "answer",
+        question_column: str | None = None,
+        meta_column: str | None = None,
+        prompt_template: str | None = None,
+        name: str = "tdrm_reward",
+    ):
         self.reward_fn, self.answer_column = reward_fn, answer_column
         self.question_column, self.meta_column, self.prompt_template = question_column, meta_column, prompt_template
         self.__name__ = name  # TRL logs rewards under the function's name
@@ -59,7 +66,9 @@ class TRLReward:
         metas = columns.get(self.meta_column) if self.meta_column else None
         return [
             RewardItem(
-                question=questions[i] if questions else question_from_prompt(message_text(prompts[i], "user"), self.prompt_template),
+                question=questions[i]
+                if questions
+                else question_from_prompt(message_text(prompts[i], "user"), self.prompt_template),
                 completion=message_text(completions[i], "assistant"),
                 reference=None if answers[i] is None else str(answers[i]),
                 meta=as_meta(metas[i]) if metas else {},
@@ -83,8 +92,9 @@ class TRLReward:
                 log_metric(f"{self.__name__}/{name}", sum(present) / len(present))
         log_metric(f"{self.__name__}/abstain", sum(o.reward is None for o in outs) / len(outs))
 
-    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None,
-                 **kwargs: Any) -> list[float | None]:
+    def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None, **kwargs: Any
+    ) -> list[float | None]:
         return self.reward(prompts, completions, kwargs)
 
 
@@ -92,6 +102,7 @@ class AsyncTRLReward(TRLReward):
     """The same reward as a coroutine: TRL awaits it on its event-loop thread; the work runs in a worker thread
     (nothing in the path uses signals, so no thread needs to be the main one)."""
 
-    async def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None,
-                       **kwargs: Any) -> list[float | None]:
+    async def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None, **kwargs: Any
+    ) -> list[float | None]:
         return await asyncio.to_thread(self.reward, prompts, completions, kwargs)

@@ -43,13 +43,18 @@ def question_of(extra_info: Any, fallback: str) -> str:
     return str(extra_info["question"]) if isinstance(extra_info, dict) and extra_info.get("question") else fallback
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
-                  **kwargs: Any) -> dict[str, float]:
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs: Any
+) -> dict[str, float]:
     """verl's custom reward signature. kwargs (verl's `reward_kwargs`) configure the RewardFunction. The PRM
     sees `extra_info["question"]` (verl's math preprocessing stores it) and `extra_info["meta"]` when present."""
     fn = reward_function(**kwargs)
-    item = RewardItem(question_of(extra_info, ""), solution_str or "", None if ground_truth is None else str(ground_truth),
-                      meta=as_meta((extra_info or {}).get("meta")))
+    item = RewardItem(
+        question_of(extra_info, ""),
+        solution_str or "",
+        None if ground_truth is None else str(ground_truth),
+        meta=as_meta((extra_info or {}).get("meta")),
+    )
     out = fn.score([item])[0]
     if out.error:
         log.warning("%s: reward %s for this item: %s", data_source, NEUTRAL, out.error)
@@ -69,8 +74,16 @@ class TDRMRewardManager:
     but unused: the rule reward is the engine's grader.
     """
 
-    def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None, reward_fn_key: str = "data_source",
-                 reward_fn: RewardFunction | None = None, prompt_template: str | None = None, **reward_kwargs: Any):
+    def __init__(
+        self,
+        tokenizer: Any,
+        num_examine: int = 0,
+        compute_score: Any = None,
+        reward_fn_key: str = "data_source",
+        reward_fn: RewardFunction | None = None,
+        prompt_template: str | None = None,
+        **reward_kwargs: Any,
+    ):
         self.tokenizer, self.num_examine, self.reward_fn_key = tokenizer, num_examine, reward_fn_key
         options = {k: v for k, v in reward_kwargs.items() if k in OPTIONS}
         if set(reward_kwargs) - OPTIONS:  # verl versions pass extras (processor, max_resp_len, overlong_buffer_cfg)
@@ -93,11 +106,15 @@ class TDRMRewardManager:
             info = extra[i] if extra is not None else None
             prompt = self.decode(prompts[i, width - prompt_len :].tolist())
             truth = data.non_tensor_batch["reward_model"][i].get("ground_truth")
-            items.append(RewardItem(
-                question=question_of(info, question_from_prompt(prompt, self.prompt_template)),
-                completion=self.decode(ids), reference=None if truth is None else str(truth), completion_ids=ids,
-                meta=as_meta(info.get("meta")) if isinstance(info, dict) else {},
-            ))
+            items.append(
+                RewardItem(
+                    question=question_of(info, question_from_prompt(prompt, self.prompt_template)),
+                    completion=self.decode(ids),
+                    reference=None if truth is None else str(truth),
+                    completion_ids=ids,
+                    meta=as_meta(info.get("meta")) if isinstance(info, dict) else {},
+                )
+            )
             lengths.append(length)
         return items, lengths
 
@@ -106,12 +123,12 @@ class TDRMRewardManager:
         outs = self.reward_fn.score(items, decode=self.decode)
         scores = torch.zeros_like(data.batch["responses"], dtype=torch.float32)
         extra: dict[str, list] = {"score": [], "acc": [], "prm": [], "abstain": []}
-        for i, (out, length) in enumerate(zip(outs, lengths)):
+        for i, (out, length) in enumerate(zip(outs, lengths, strict=True)):
             last = max(length - 1, 0)
             if out.reward is None or not out.step_rewards:
                 scores[i, last] = NEUTRAL if out.reward is None else out.reward
             else:
-                for end, value in zip(out.token_ends, out.step_rewards):
+                for end, value in zip(out.token_ends, out.step_rewards, strict=True):
                     scores[i, min(end, last)] += value
             extra["score"].append(NEUTRAL if out.reward is None else out.reward)
             extra["acc"].append(0.0 if out.rule is None else float(out.rule == self.reward_fn.config.correct))

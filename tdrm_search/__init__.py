@@ -9,17 +9,27 @@ import importlib
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "search": "tdrm_search.engine", "search_batch": "tdrm_search.engine", "SearchConfig": "tdrm_search.config",
-    "Problem": "tdrm_search.types", "SearchResult": "tdrm_search.types", "Trajectory": "tdrm_search.types",
-    "Policy": "tdrm_search.policies.base", "HFPolicy": "tdrm_search.policies.hf", "VLLMPolicy": "tdrm_search.policies.vllm",
-    "PRM": "tdrm_search.prms.base", "PRMConfig": "tdrm_search.prms.config",
-    "PRESETS": "tdrm_search.prms.config", "HFPRM": "tdrm_search.prms.hf",
-    "VLLMPRM": "tdrm_search.prms.vllm", "OraclePRM": "tdrm_search.prms.oracle",
+    "search": "tdrm_search.engine",
+    "search_batch": "tdrm_search.engine",
+    "SearchConfig": "tdrm_search.config",
+    "Problem": "tdrm_search.types",
+    "SearchResult": "tdrm_search.types",
+    "Trajectory": "tdrm_search.types",
+    "Policy": "tdrm_search.policies.base",
+    "HFPolicy": "tdrm_search.policies.hf",
+    "VLLMPolicy": "tdrm_search.policies.vllm",
+    "PRM": "tdrm_search.prms.base",
+    "PRMConfig": "tdrm_search.prms.config",
+    "PRESETS": "tdrm_search.prms.config",
+    "HFPRM": "tdrm_search.prms.hf",
+    "VLLMPRM": "tdrm_search.prms.vllm",
+    "OraclePRM": "tdrm_search.prms.oracle",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from tdrm_search.config import SearchConfig
+    from tdrm_search.engine import search, search_batch
     from tdrm_search.policies.base import Policy
     from tdrm_search.policies.hf import HFPolicy
     from tdrm_search.policies.vllm import VLLMPolicy
@@ -28,7 +38,6 @@ if TYPE_CHECKING:
     from tdrm_search.prms.hf import HFPRM
     from tdrm_search.prms.oracle import OraclePRM
     from tdrm_search.prms.vllm import VLLMPRM
-    from tdrm_search.engine import search, search_batch
     from tdrm_search.types import Problem, SearchResult, Trajectory
 
 

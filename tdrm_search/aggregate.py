@@ -45,5 +45,9 @@ def select(candidates: Sequence[Trajectory], how: str) -> Trajectory | None:
             votes[answer_key(t.answer)] += 1.0 if how == "majority" else t.score
     if not votes:
         return best
-    winner = max(votes, key=lambda a: (votes[a], max(t.score for t in candidates if t.answer and answer_key(t.answer) == a)))
-    return max((t for t in candidates if t.answer is not None and answer_key(t.answer) == winner), key=lambda t: t.score)
+    winner = max(
+        votes, key=lambda a: (votes[a], max(t.score for t in candidates if t.answer and answer_key(t.answer) == a))
+    )
+    return max(
+        (t for t in candidates if t.answer is not None and answer_key(t.answer) == winner), key=lambda t: t.score
+    )

@@ -51,7 +51,9 @@ class RecordLog:
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):
-            log.warning("%s: cutting off a torn last line (%d bytes) left by an interrupted run", self.path, len(data) - end)
+            log.warning(
+                "%s: cutting off a torn last line (%d bytes) left by an interrupted run", self.path, len(data) - end
+            )
             os.ftruncate(self._fd, end)
             os.fsync(self._fd)
         records = []
@@ -101,27 +103,55 @@ def problem_id(problem: Problem, index: int) -> str:
 
 
 def _record(dataset: str, problem: Problem, pid: str, method: str, n: int, seed: int) -> dict[str, Any]:
-    return {"dataset": dataset, "id": pid, "method": method, "n": n, "seed": seed, "gold": problem.answer,
-            "level": problem.meta.get("level"), "subject": problem.meta.get("subject")}
+    return {
+        "dataset": dataset,
+        "id": pid,
+        "method": method,
+        "n": n,
+        "seed": seed,
+        "gold": problem.answer,
+        "level": problem.meta.get("level"),
+        "subject": problem.meta.get("subject"),
+    }
 
 
 def result_record(base: dict[str, Any], result: SearchResult, wall_s: float, grader_timeout: float) -> dict[str, Any]:
     """A finished search as a record; a grader timeout makes it a failed one."""
     stats = dict(result.stats)
-    record = {**base, "status": "ok", "error": None, "answer": result.answer,
-              "score": result.best.score if result.best is not None else None,
-              "generated_tokens": int(stats.get("generated_tokens", 0)), "wall_s": wall_s, "stats": stats}
+    record = {
+        **base,
+        "status": "ok",
+        "error": None,
+        "answer": result.answer,
+        "score": result.best.score if result.best is not None else None,
+        "generated_tokens": int(stats.get("generated_tokens", 0)),
+        "wall_s": wall_s,
+        "stats": stats,
+    }
     gold = base["gold"]
     try:
-        record["correct"] = None if gold is None else result.answer is not None and check_equivalent(result.answer, gold, grader_timeout)
+        record["correct"] = (
+            None
+            if gold is None
+            else result.answer is not None and check_equivalent(result.answer, gold, grader_timeout)
+        )
     except GradingTimeout as err:
         record.update(status="failed", error=f"grader timeout: {err}", correct=False)
     return record
 
 
 def failed_record(base: dict[str, Any], err: BaseException) -> dict[str, Any]:
-    return {**base, "status": "failed", "error": f"{type(err).__name__}: {err}", "answer": None, "score": None,
-            "correct": False, "generated_tokens": 0, "wall_s": None, "stats": {}}
+    return {
+        **base,
+        "status": "failed",
+        "error": f"{type(err).__name__}: {err}",
+        "answer": None,
+        "score": None,
+        "correct": False,
+        "generated_tokens": 0,
+        "wall_s": None,
+        "stats": {},
+    }
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -150,14 +180,25 @@ def run_bench(
 
     with RecordLog(out) as results:
         done = {record_key(r) for r in results.records}
-        todo = [(cell, [(i, p) for i, p in enumerate(grid.datasets[cell[0]]) if (cell[0], problem_id(p, i), *cell[1:]) not in done])
-                for cell in grid.cells()]
+        todo = [
+            (
+                cell,
+                [
+                    (i, p)
+                    for i, p in enumerate(grid.datasets[cell[0]])
+                    if (cell[0], problem_id(p, i), *cell[1:]) not in done
+                ],
+            )
+            for cell in grid.cells()
+        ]
         total = sum(len(problems) for _, problems in todo)
         bar = tqdm(total=total, desc="bench", disable=not progress, dynamic_ncols=True)
         correct = finished = 0
         for (dataset, method, n, seed), problems in todo:
             for chunk in _chunks(problems, batch_size):
-                for record in _run_chunk(chunk, dataset, method, n, seed, grid.options, policy, prm, search_fn, grader_timeout):
+                for record in _run_chunk(
+                    chunk, dataset, method, n, seed, grid.options, policy, prm, search_fn, grader_timeout
+                ):
                     results.append(record)
                     finished += 1
                     correct += bool(record["correct"])
@@ -167,8 +208,18 @@ def run_bench(
         return results.records
 
 
-def _run_chunk(chunk: list[tuple[int, Problem]], dataset: str, method: str, n: int, seed: int, options: dict[str, Any],
-               policy: Any, prm: Any, search_fn: SearchFn, grader_timeout: float) -> Iterator[dict[str, Any]]:
+def _run_chunk(
+    chunk: list[tuple[int, Problem]],
+    dataset: str,
+    method: str,
+    n: int,
+    seed: int,
+    options: dict[str, Any],
+    policy: Any,
+    prm: Any,
+    search_fn: SearchFn,
+    grader_timeout: float,
+) -> Iterator[dict[str, Any]]:
     """Records of one chunk: searched together, or one by one when the chunk fails."""
     bases = [_record(dataset, p, problem_id(p, i), method, n, seed) for i, p in chunk]
     problems = [p for _, p in chunk]
@@ -187,26 +238,36 @@ def _run_chunk(chunk: list[tuple[int, Problem]], dataset: str, method: str, n: i
             yield from _run_chunk([item], dataset, method, n, seed, options, policy, prm, search_fn, grader_timeout)
         return
     wall_s = (time.perf_counter() - start) / len(chunk)
-    for base, result in zip(bases, results):
+    for base, result in zip(bases, results, strict=True):
         yield result_record(base, result, wall_s, grader_timeout)
 
 
 # ---------------------------------------------------------------- summary and plots
 
 
-def summarize(records: Iterable[dict[str, Any]], by: Sequence[str] = ("dataset", "method", "n")) -> list[dict[str, Any]]:
+def summarize(
+    records: Iterable[dict[str, Any]], by: Sequence[str] = ("dataset", "method", "n")
+) -> list[dict[str, Any]]:
     """Accuracy (failed records count as wrong), failures, mean generated tokens and seconds per problem, per group."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[tuple(r.get(k) for k in by)].append(r)
     rows = []
-    for key in sorted(groups, key=lambda k: tuple((v is None, v if isinstance(v, (int, float)) else str(v)) for v in k)):
+    for key in sorted(
+        groups, key=lambda k: tuple((v is None, v if isinstance(v, (int, float)) else str(v)) for v in k)
+    ):
         rs = groups[key]
         ok = [r for r in rs if r["status"] == "ok"]
-        rows.append({**dict(zip(by, key)), "problems": len(rs), "failed": len(rs) - len(ok),
-                     "accuracy": sum(bool(r["correct"]) for r in rs) / len(rs),
-                     "mean_tokens": sum(r["generated_tokens"] for r in ok) / len(ok) if ok else None,
-                     "s_per_problem": sum(r["wall_s"] for r in ok) / len(ok) if ok else None})
+        rows.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "problems": len(rs),
+                "failed": len(rs) - len(ok),
+                "accuracy": sum(bool(r["correct"]) for r in rs) / len(rs),
+                "mean_tokens": sum(r["generated_tokens"] for r in ok) / len(ok) if ok else None,
+                "s_per_problem": sum(r["wall_s"] for r in ok) / len(ok) if ok else None,
+            }
+        )
     return rows
 
 
@@ -236,9 +297,13 @@ def plot(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
         for x, label in (("n", "budget n"), ("mean_tokens", "mean generated tokens per problem")):
             fig, ax = plt.subplots(figsize=(5, 3.5))
             for method in sorted({r["method"] for r in rows if r["dataset"] == dataset}):
-                points = sorted((r[x], r["accuracy"]) for r in rows if r["dataset"] == dataset and r["method"] == method and r[x] is not None)
+                points = sorted(
+                    (r[x], r["accuracy"])
+                    for r in rows
+                    if r["dataset"] == dataset and r["method"] == method and r[x] is not None
+                )
                 if points:
-                    ax.plot(*zip(*points), marker="o", label=method)
+                    ax.plot(*zip(*points, strict=True), marker="o", label=method)
             ax.set_xscale("log", base=2 if x == "n" else 10)
             ax.set(xlabel=label, ylabel="accuracy", title=dataset, ylim=(0, 1.02))
             ax.legend()

@@ -21,7 +21,9 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tdrm", description="Test-time search and verification for LLM math reasoning.")
+    parser = argparse.ArgumentParser(
+        prog="tdrm", description="Test-time search and verification for LLM math reasoning."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         importlib.import_module(module).register(subparsers)

@@ -43,7 +43,9 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, obj
 
 
-def _convert(rows: Iterable[tuple[int, dict[str, Any]]], convert: Callable[[dict[str, Any], int], Problem], source: str) -> list[Problem]:
+def _convert(
+    rows: Iterable[tuple[int, dict[str, Any]]], convert: Callable[[dict[str, Any], int], Problem], source: str
+) -> list[Problem]:
     """Apply `convert` to each row; a row missing a field is reported with its line number and skipped."""
     problems = []
     for lineno, row in rows:
@@ -90,7 +92,9 @@ def math_problem(row: dict[str, Any], index: int) -> Problem:
     )
 
 
-def jsonl_problem(question_field: str = "question", answer_field: str | None = "answer", id_field: str | None = "id") -> Callable[[dict[str, Any], int], Problem]:
+def jsonl_problem(
+    question_field: str = "question", answer_field: str | None = "answer", id_field: str | None = "id"
+) -> Callable[[dict[str, Any], int], Problem]:
     """A converter for any JSON rows: the named fields become question, answer and id; the rest goes to meta."""
 
     def convert(row: dict[str, Any], index: int) -> Problem:
@@ -107,7 +111,12 @@ def jsonl_problem(question_field: str = "question", answer_field: str | None = "
     return convert
 
 
-def filter_problems(problems: list[Problem], levels: Iterable[int] | None = None, subjects: Iterable[str] | None = None, limit: int | None = None) -> list[Problem]:
+def filter_problems(
+    problems: list[Problem],
+    levels: Iterable[int] | None = None,
+    subjects: Iterable[str] | None = None,
+    limit: int | None = None,
+) -> list[Problem]:
     """Keep the problems whose meta level / subject is among those given (case-insensitive), then the first `limit`."""
     if levels is not None:
         wanted_levels = {int(level) for level in levels}
@@ -129,11 +138,17 @@ def _hf_rows(name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         import datasets
     except ImportError as err:
-        raise ValueError(f"dataset {name!r} without a local path needs the optional `datasets` package (pip install 'tdrm[hf]'), or pass a JSONL path") from err
+        raise ValueError(
+            f"dataset {name!r} without a local path needs the optional `datasets` package "
+            "(pip install 'tdrm[hf]'), or pass a JSONL path"
+        ) from err
     try:
         data = datasets.load_dataset(hub_path, config, split=split)
     except Exception as err:  # network absent, unknown name, ...: the hub library raises many kinds
-        raise ValueError(f"could not load {hub_path!r} from the Hugging Face hub ({type(err).__name__}: {err}); pass a local JSONL path instead") from err
+        raise ValueError(
+            f"could not load {hub_path!r} from the Hugging Face hub ({type(err).__name__}: {err}); "
+            "pass a local JSONL path instead"
+        ) from err
     return enumerate(data, start=1)
 
 
@@ -163,13 +178,19 @@ def load_dataset(
     name = name.lower()
     if name == "lab":
         return filter_problems(load_lab(path, limit, seed), levels, subjects, limit)
-    converters: dict[str, Callable[[dict[str, Any], int], Problem]] = {"gsm8k": gsm8k_problem, "math": math_problem, "math500": math_problem}
+    converters: dict[str, Callable[[dict[str, Any], int], Problem]] = {
+        "gsm8k": gsm8k_problem,
+        "math": math_problem,
+        "math500": math_problem,
+    }
     if name in converters and not field_map:
         convert = converters[name]
     elif name in converters or name == "jsonl" or name.startswith("hf:"):
         convert = jsonl_problem(**(field_map or {}))
     else:
-        raise ValueError(f"unknown dataset {name!r}: use gsm8k, math, math500, lab, jsonl (with a path) or hf:owner/name")
+        raise ValueError(
+            f"unknown dataset {name!r}: use gsm8k, math, math500, lab, jsonl (with a path) or hf:owner/name"
+        )
     if path is not None:
         rows, source = read_jsonl(path), str(path)
     elif name == "jsonl":

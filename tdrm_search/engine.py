@@ -40,8 +40,13 @@ def trajectory(tree: Tree, leaf: int, cfg: SearchConfig) -> Trajectory:
     node = tree.nodes[leaf]
     scores = tree.step_values(leaf)
     return Trajectory(
-        steps=tree.steps(leaf), step_scores=scores, score=aggregate(scores, cfg.aggregation),
-        answer=node.answer, finish=node.terminal, num_tokens=tree.generated_tokens(leaf), node=leaf,
+        steps=tree.steps(leaf),
+        step_scores=scores,
+        score=aggregate(scores, cfg.aggregation),
+        answer=node.answer,
+        finish=node.terminal,
+        num_tokens=tree.generated_tokens(leaf),
+        node=leaf,
     )
 
 
@@ -51,14 +56,24 @@ def finish(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> Sear
     out = {key: stats.get(key, 0) for key in STAT_KEYS}
     out.update(wall_s=wall_s, nodes=len(tree.nodes), unique_tree_tokens=tree.unique_tokens())
     return SearchResult(
-        problem=tree.problem, answer=best.answer if best else None, best=best, candidates=candidates,
-        tree=tree.to_networkx(), stats=out, method=cfg.method,
+        problem=tree.problem,
+        answer=best.answer if best else None,
+        best=best,
+        candidates=candidates,
+        tree=tree.to_networkx(),
+        stats=out,
+        method=cfg.method,
     )
 
 
 def search_batch(
-    problems: Sequence[str | Problem], policy: Policy, prm: PRM, method: str = "beam", n: int = 16,
-    seed: int = 0, **options,
+    problems: Sequence[str | Problem],
+    policy: Policy,
+    prm: PRM,
+    method: str = "beam",
+    n: int = 16,
+    seed: int = 0,
+    **options,
 ) -> list[SearchResult]:
     """Search every problem with one method; each expansion round is one generate and one PRM call."""
     cfg = SearchConfig.make(method, n, seed, **options)
@@ -74,11 +89,11 @@ def search_batch(
         jobs = [(i, Job(trees[i], ask, stats[i])) for i, asks in pending.items() for ask in asks]
         leaves = scheduler.run([job for _, job in jobs])
         replies: dict[int, list] = {i: [] for i in pending}
-        for (i, _), new in zip(jobs, leaves):
+        for (i, _), new in zip(jobs, leaves, strict=True):
             replies[i].append(new)
         pending = {i: send(strategies[i], replies[i]) for i in pending}
     wall_s = time.perf_counter() - started
-    return [finish(tree, cfg, s, wall_s) for tree, s in zip(trees, stats)]
+    return [finish(tree, cfg, s, wall_s) for tree, s in zip(trees, stats, strict=True)]
 
 
 def send(strategy, reply):
@@ -89,7 +104,8 @@ def send(strategy, reply):
         return None
 
 
-def search(problem: str | Problem, policy: Policy, prm: PRM, method: str = "beam", n: int = 16, seed: int = 0,
-           **options) -> SearchResult:
+def search(
+    problem: str | Problem, policy: Policy, prm: PRM, method: str = "beam", n: int = 16, seed: int = 0, **options
+) -> SearchResult:
     """Search one problem. See `SearchConfig` for the method options."""
     return search_batch([problem], policy, prm, method=method, n=n, seed=seed, **options)[0]

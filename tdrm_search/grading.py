@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import select
 import subprocess
@@ -33,10 +32,10 @@ MAX_TOWER = 3  # powers nested in exponents: 2^{2^{2^{2}}} is 3
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
 _HASHES = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"^.*answer is\s*:?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)  # last one on a line
-_DIGIT_RUN = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
+_DIGIT_RUN = re.compile(rf"\d{{{MAX_DIGITS + 1},}}")
 _FACTORIAL = re.compile(r"(\d+)\s*!")
 _EXPONENT = re.compile(r"(?:\^|\*\*)\s*")
-_BARE_TOWER = re.compile(r"(?:(?:\^|\*\*)\s*[\w.]+\s*){%d,}" % (MAX_TOWER + 1))
+_BARE_TOWER = re.compile(rf"(?:(?:\^|\*\*)\s*[\w.]+\s*){{{MAX_TOWER + 1},}}")
 _POWER = re.compile(r"(\d+(?:\.\d+)?)\s*\}?\s*(?:\^|\*\*)\s*")
 
 
@@ -186,7 +185,11 @@ def _parse(answer: str) -> list:
     """math-verify's parse of one answer string, without signal-based timeouts."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
-    return parse("\\boxed{" + answer + "}", extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
+    return parse(
+        "\\boxed{" + answer + "}",
+        extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
+        parsing_timeout=None,
+    )
 
 
 def is_equivalent(pred: str | None, gold: str | None, timeout_s: float | None = None) -> bool:
@@ -267,8 +270,14 @@ class _Worker:
         self._process: subprocess.Popen[str] | None = None
 
     def _start(self) -> subprocess.Popen[str]:
-        # this file as a script (-P: its folder not on sys.path): imports neither tdrm_search (heavy) nor caller's __main__
-        process = subprocess.Popen([sys.executable, "-P", str(Path(__file__).resolve())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # this file as a script (-P: its folder not on sys.path): imports neither tdrm_search (heavy) nor the
+        # caller's __main__
+        process = subprocess.Popen(
+            [sys.executable, "-P", str(Path(__file__).resolve())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self._process = process
         if self._read_line(120) != "ready":
             self._stop()

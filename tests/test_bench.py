@@ -57,7 +57,9 @@ def test_records_and_resume(tmp_path):
     assert len(records) == 6 * 2 * 2 == len(read(out))
     first = read(out)[0]
     assert first["status"] == "ok" and first["generated_tokens"] == 10 and first["correct"] is True
-    assert {"dataset", "id", "method", "n", "seed", "answer", "correct", "score", "wall_s", "stats", "level"} <= set(first)
+    assert {"dataset", "id", "method", "n", "seed", "answer", "correct", "score", "wall_s", "stats", "level"} <= set(
+        first
+    )
     assert [r["correct"] for r in records[:6]] == [True, False] * 3
     calls = []
     run_bench(grid(6), out, search_fn=lambda *a, **k: calls.append(a) or standin_search(*a, **k), progress=False)
@@ -70,7 +72,13 @@ def test_failing_problem_is_recorded_and_the_run_goes_on(tmp_path, caplog):
     batch = problems(5)
     batch[2] = Problem("boom", "2", "p2")
     with caplog.at_level(logging.WARNING, logger="tdrm_search.bench"):
-        records = run_bench(Grid({"toy": batch}, ["beam"], [2]), tmp_path / "r.jsonl", search_fn=standin_search, batch_size=4, progress=False)
+        records = run_bench(
+            Grid({"toy": batch}, ["beam"], [2]),
+            tmp_path / "r.jsonl",
+            search_fn=standin_search,
+            batch_size=4,
+            progress=False,
+        )
     by_id = {r["id"]: r for r in records}
     assert len(records) == 5
     assert by_id["p2"]["status"] == "failed" and by_id["p2"]["error"] == "RuntimeError: backend exploded"
@@ -80,8 +88,13 @@ def test_failing_problem_is_recorded_and_the_run_goes_on(tmp_path, caplog):
 
 def test_grader_timeout_is_a_failed_record(tmp_path):
     slow = "e^{e^{e^{10}}}"  # passes the grader's input guard; sympy needs about a second
-    records = run_bench(Grid({"toy": problems(2)}, ["beam"], [1], options={"answer": slow}), tmp_path / "r.jsonl",
-                        search_fn=standin_search, grader_timeout=0.05, progress=False)
+    records = run_bench(
+        Grid({"toy": problems(2)}, ["beam"], [1], options={"answer": slow}),
+        tmp_path / "r.jsonl",
+        search_fn=standin_search,
+        grader_timeout=0.05,
+        progress=False,
+    )
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert all(r["error"].startswith("grader timeout") and r["correct"] is False for r in records)
 
@@ -144,8 +157,26 @@ def test_end_to_end_with_the_engine(tmp_path, capsys):
     if not LAB_POLICY.is_dir():
         pytest.skip(f"the embedded lab policy {LAB_POLICY} is not built yet")
     out = tmp_path / "r.jsonl"
-    argv = ["bench", "-d", "lab", "--limit", "3", "-m", "best_of_n", "beam", "-n", "1", "2", "--backend", "hf",
-            "--prm", "oracle", "--out", str(out), "--no-progress"]
+    argv = [
+        "bench",
+        "-d",
+        "lab",
+        "--limit",
+        "3",
+        "-m",
+        "best_of_n",
+        "beam",
+        "-n",
+        "1",
+        "2",
+        "--backend",
+        "hf",
+        "--prm",
+        "oracle",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     records = read(out)
     assert len(records) == 3 * 2 * 2 and all(r["status"] == "ok" for r in records)

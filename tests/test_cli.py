@@ -7,26 +7,54 @@ import sys
 
 import orjson
 
-QUESTION = ("Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. On day 3 he spends 4. "
-            "How many coins after day 3?")
+QUESTION = (
+    "Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. On day 3 he spends 4. "
+    "How many coins after day 3?"
+)
 
 
 def tdrm(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdrm_search", *args], capture_output=True, text=True, timeout=600,
-                          cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "tdrm_search", *args], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
 
 
 def test_search_prints_answer_steps_and_stats(random_prm_dir):
-    out = tdrm("search", QUESTION, "--policy", "lab", "--prm", str(random_prm_dir), "--backend", "hf",
-               "--method", "beam", "-n", "4")
+    out = tdrm(
+        "search",
+        QUESTION,
+        "--policy",
+        "lab",
+        "--prm",
+        str(random_prm_dir),
+        "--backend",
+        "hf",
+        "--method",
+        "beam",
+        "-n",
+        "4",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("answer: ")
     assert "best trajectory" in out.stdout and "generated_tokens=" in out.stdout
 
 
 def test_search_json_is_one_object_with_the_same_fields(random_prm_dir):
-    out = tdrm("search", QUESTION, "--prm", str(random_prm_dir), "--backend", "hf", "--method", "best_of_n",
-               "-n", "2", "--json", "-o", "temperature=0.7")
+    out = tdrm(
+        "search",
+        QUESTION,
+        "--prm",
+        str(random_prm_dir),
+        "--backend",
+        "hf",
+        "--method",
+        "best_of_n",
+        "-n",
+        "2",
+        "--json",
+        "-o",
+        "temperature=0.7",
+    )
     assert out.returncode == 0, out.stderr
     result = orjson.loads(out.stdout)
     assert result["method"] == "best_of_n" and result["candidates"] == 2
@@ -43,8 +71,21 @@ def test_bad_arguments_are_one_line_errors_not_tracebacks(random_prm_dir):
 
 
 def test_demo_runs_end_to_end_on_a_reduced_size(tmp_path):
-    out = tdrm("demo", "--problems", "4", "--budgets", "2", "--methods", "beam", "--backend", "hf",
-               "--prm", "oracle", "--out", str(tmp_path / "demo"))
+    out = tdrm(
+        "demo",
+        "--problems",
+        "4",
+        "--budgets",
+        "2",
+        "--methods",
+        "beam",
+        "--backend",
+        "hf",
+        "--prm",
+        "oracle",
+        "--out",
+        str(tmp_path / "demo"),
+    )
     assert out.returncode == 0, out.stderr
     assert "greedy decoding:" in out.stdout
     assert (tmp_path / "demo" / "lab_accuracy_vs_budget.png").stat().st_size > 1000

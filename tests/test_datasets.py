@@ -59,14 +59,17 @@ def test_math_answer_falls_back_to_the_boxed_solution(tmp_path):
 
 
 def test_malformed_lines_are_reported_and_skipped(tmp_path, caplog):
-    path = _write(tmp_path / "bad.jsonl", [
-        json.dumps({"question": "q1", "answer": "The sum.\n#### 3"}),
-        '{"question": "q2", "answer": ',  # line 2: torn
-        "[1, 2]",  # line 3: not an object
-        "",
-        json.dumps({"question": "q5", "answer": "no hashes"}),  # line 5: no #### answer
-        json.dumps({"question": "q6", "answer": "#### 7"}),
-    ])
+    path = _write(
+        tmp_path / "bad.jsonl",
+        [
+            json.dumps({"question": "q1", "answer": "The sum.\n#### 3"}),
+            '{"question": "q2", "answer": ',  # line 2: torn
+            "[1, 2]",  # line 3: not an object
+            "",
+            json.dumps({"question": "q5", "answer": "no hashes"}),  # line 5: no #### answer
+            json.dumps({"question": "q6", "answer": "#### 7"}),
+        ],
+    )
     with caplog.at_level(logging.WARNING, logger="tdrm_search.datasets"):
         problems = load_dataset("gsm8k", path)
     assert [p.answer for p in problems] == ["3", "7"]
@@ -75,9 +78,17 @@ def test_malformed_lines_are_reported_and_skipped(tmp_path, caplog):
 
 
 def test_generic_jsonl_with_field_map(tmp_path):
-    path = _write(tmp_path / "any.jsonl", [json.dumps({"q": f"question {i}", "a": i, "key": f"k{i}", "extra": "x"}) for i in range(5)])
-    problems = load_dataset("jsonl", path, field_map={"question_field": "q", "answer_field": "a", "id_field": "key"}, limit=2)
-    assert problems == [Problem("question 0", "0", "k0", {"extra": "x"}), Problem("question 1", "1", "k1", {"extra": "x"})]
+    path = _write(
+        tmp_path / "any.jsonl",
+        [json.dumps({"q": f"question {i}", "a": i, "key": f"k{i}", "extra": "x"}) for i in range(5)],
+    )
+    problems = load_dataset(
+        "jsonl", path, field_map={"question_field": "q", "answer_field": "a", "id_field": "key"}, limit=2
+    )
+    assert problems == [
+        Problem("question 0", "0", "k0", {"extra": "x"}),
+        Problem("question 1", "1", "k1", {"extra": "x"}),
+    ]
 
 
 def test_lab_generated_and_from_file(tmp_path):

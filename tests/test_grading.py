@@ -159,7 +159,11 @@ def _data(name: str) -> Path:
 
 def test_math500_boxed_solution_answer_matches_answer_field():
     rows = [row for _, row in read_jsonl(_data("math500_test.jsonl"))]
-    misses = [(row["unique_id"], extract_answer(row["solution"]), row["answer"]) for row in rows if not is_equivalent(extract_answer(row["solution"]), row["answer"])]
+    misses = [
+        (row["unique_id"], extract_answer(row["solution"]), row["answer"])
+        for row in rows
+        if not is_equivalent(extract_answer(row["solution"]), row["answer"])
+    ]
     assert len(rows) == 500
     assert misses == []
 

@@ -56,7 +56,7 @@ def test_chat_template_renders_the_training_prompt(tok):
 
 
 def test_transformers_greedy_accuracy_in_band(hf_greedy):
-    acc = sum(grade(p, t) for p, t in zip(PROBLEMS, hf_greedy)) / len(PROBLEMS)
+    acc = sum(grade(p, t) for p, t in zip(PROBLEMS, hf_greedy, strict=True)) / len(PROBLEMS)
     assert GREEDY_BAND[0] <= acc <= GREEDY_BAND[1], acc
 
 
@@ -73,6 +73,6 @@ def test_vllm_greedy_matches_transformers(llm, tok, hf_greedy):
 
     outs = llm.generate([prompt(tok, p.question) for p in PROBLEMS], SamplingParams(temperature=0.0, max_tokens=200))
     texts = [o.outputs[0].text for o in outs]
-    assert sum(a == b for a, b in zip(texts, hf_greedy)) >= 98
-    acc = sum(grade(p, t) for p, t in zip(PROBLEMS, texts)) / len(PROBLEMS)
+    assert sum(a == b for a, b in zip(texts, hf_greedy, strict=True)) >= 98
+    acc = sum(grade(p, t) for p, t in zip(PROBLEMS, texts, strict=True)) / len(PROBLEMS)
     assert GREEDY_BAND[0] <= acc <= GREEDY_BAND[1], acc

@@ -19,8 +19,10 @@ from tdrm_search.tasks.lab import (
 )
 from tdrm_search.types import Problem
 
-QUESTION = ("Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. On day 3 he spends 4. "
-            "How many coins after day 3?")
+QUESTION = (
+    "Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. On day 3 he spends 4. "
+    "How many coins after day 3?"
+)
 PROBLEM = Problem(
     question=QUESTION,
     answer="32",
@@ -52,7 +54,10 @@ def test_training_seeds_are_disjoint_from_eval_seeds():
 
 def test_question_and_reference_solution_format():
     assert generate_problems(1, seed=0, num_ops=2)[0].question.endswith("How many coins after day 2?")
-    assert reference_solution(PROBLEM) == "Day 1: 7 + 5 = 12\n\nDay 2: 12 * 3 = 36\n\nDay 3: 36 - 4 = 32\n\nThe answer is 32."
+    assert (
+        reference_solution(PROBLEM)
+        == "Day 1: 7 + 5 = 12\n\nDay 2: 12 * 3 = 36\n\nDay 3: 36 - 4 = 32\n\nThe answer is 32."
+    )
 
 
 def test_correct_solution_with_delimiters_and_whitespace():

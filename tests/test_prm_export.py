@@ -12,10 +12,10 @@ from transformers import AutoTokenizer
 from prm_train.export import export_checkpoint
 from prm_train.targets import TargetSpec
 from prm_train.train import TrainConfig, fit, train_prm
+from tdrm_search.engine import search
 from tdrm_search.loading import load_prm
 from tdrm_search.prms.base import ScoreRequest
 from tdrm_search.prms.hf import HFPRM
-from tdrm_search.engine import search
 
 REQUESTS = [ScoreRequest(r.problem, tuple(r.steps)) for r in lab_rollouts(6, seed=21)]
 
@@ -40,8 +40,16 @@ def test_run_folder_and_exported_checkpoint_score_identically(trained, tmp_path)
 def test_in_memory_model_matches_its_export(tmp_path):
     tok = AutoTokenizer.from_pretrained(POLICY)
     model = tiny_qwen2(len(tok), seed=4)
-    fit(model, tok, CONFIG, lab_rollouts(8), TrainConfig(TargetSpec("outcome"), epochs=1, batch_size=4),
-        run_dir=tmp_path, progress=False, log=lambda s: None)
+    fit(
+        model,
+        tok,
+        CONFIG,
+        lab_rollouts(8),
+        TrainConfig(TargetSpec("outcome"), epochs=1, batch_size=4),
+        run_dir=tmp_path,
+        progress=False,
+        log=lambda s: None,
+    )
     from prm_train.export import export
 
     export(model, tok, CONFIG, tmp_path / "prm")
@@ -62,8 +70,12 @@ def vllm_prm(trained):
 def test_vllm_scores_match_hf(trained, vllm_prm):
     hf = HFPRM(trained).score(REQUESTS)
     out = vllm_prm.score(REQUESTS)
-    torch.testing.assert_close(torch.tensor([x for s in out.scores for x in s]),
-                               torch.tensor([x for s in hf.scores for x in s]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor([x for s in out.scores for x in s]),
+        torch.tensor([x for s in hf.scores for x in s]),
+        atol=1e-4,
+        rtol=0,
+    )
     # scoring only the last step of each path reads the same values, its prefix served from the cache
     tail = vllm_prm.score([ScoreRequest(r.problem, r.steps, len(r.steps) - 1) for r in REQUESTS])
     assert [s[-1] for s in tail.scores] == pytest.approx([s[-1] for s in out.scores], abs=1e-5)

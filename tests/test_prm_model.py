@@ -84,8 +84,14 @@ def test_truncated_steps_lose_their_targets(model, tokenizer):
 
 def train(tokenizer, run_dir=None, resume=False, **kw):
     model = tiny_qwen2(len(tokenizer), seed=0)
-    cfg = TrainConfig(**{**dict(targets=TargetSpec("td_lambda", gamma=0.9, lam=0.7), rounds=2, epochs=2,
-                                batch_size=8, lr=3e-3, seed=1), **kw})
+    cfg = TrainConfig(
+        **{
+            **dict(
+                targets=TargetSpec("td_lambda", gamma=0.9, lam=0.7), rounds=2, epochs=2, batch_size=8, lr=3e-3, seed=1
+            ),
+            **kw,
+        }
+    )
     result = fit(model, tokenizer, CONFIG, lab_rollouts(24), cfg, run_dir, resume, progress=False, log=lambda s: None)
     return model, result
 
@@ -94,7 +100,7 @@ def test_loss_falls_and_training_is_seeded(tokenizer):
     model_a, result = train(tokenizer)
     assert result.losses[-1] < result.losses[0]
     model_b, _ = train(tokenizer)
-    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()):
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
@@ -109,7 +115,7 @@ def test_resumed_training_ends_where_an_uninterrupted_run_does(tokenizer, tmp_pa
     torch.save(ckpt, tmp_path / "checkpoint.pt")
     resumed, result = train(tokenizer, run_dir=tmp_path, resume=True)
     assert len(result.losses) == 4
-    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 

@@ -6,7 +6,13 @@ import pytest
 
 from prm_train.data import Rollout, read_rollouts, write_rollouts
 from prm_train.targets import (
-    TargetSpec, mc_targets, n_step_targets, outcome_targets, rollout_targets, td0_targets, td_lambda_targets,
+    TargetSpec,
+    mc_targets,
+    n_step_targets,
+    outcome_targets,
+    rollout_targets,
+    td0_targets,
+    td_lambda_targets,
 )
 from tdrm_search.tasks.lab import generate_problems
 
@@ -56,16 +62,19 @@ def test_single_step_rollout_is_its_outcome():
     assert n_step_targets([0.3], 0.0, 3, 0.8) == [0.0]
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: td0_targets([0.5, 1.2], 1.0, 1.0), "values must lie in"),
-    (lambda: td0_targets([], 1.0, 1.0), "at least one step"),
-    (lambda: td0_targets([0.5, 0.5], 1.0, 1.5), "gamma"),
-    (lambda: td_lambda_targets([0.5, 0.5], 1.0, 1.0, -0.1), "lambda"),
-    (lambda: n_step_targets([0.5, 0.5], 1.0, 0, 1.0), "n must be"),
-    (lambda: td0_targets([0.5, 0.5], 1.0, 1.0, rewards=[0.1, 0.1]), "rewards"),
-    (lambda: mc_targets([5], 4, 1.0, hard=False), "MC counts"),
-    (lambda: TargetSpec(kind="td2"), "unknown target kind"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: td0_targets([0.5, 1.2], 1.0, 1.0), "values must lie in"),
+        (lambda: td0_targets([], 1.0, 1.0), "at least one step"),
+        (lambda: td0_targets([0.5, 0.5], 1.0, 1.5), "gamma"),
+        (lambda: td_lambda_targets([0.5, 0.5], 1.0, 1.0, -0.1), "lambda"),
+        (lambda: n_step_targets([0.5, 0.5], 1.0, 0, 1.0), "n must be"),
+        (lambda: td0_targets([0.5, 0.5], 1.0, 1.0, rewards=[0.1, 0.1]), "rewards"),
+        (lambda: mc_targets([5], 4, 1.0, hard=False), "MC counts"),
+        (lambda: TargetSpec(kind="td2"), "unknown target kind"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -10,7 +10,9 @@ from tdrm_search.prms.encoding import encode_path
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.types import Problem
 
-PROBLEM = Problem("Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. How many coins after day 2?", "36")
+PROBLEM = Problem(
+    "Sam has 7 coins. On day 1 he finds 5. On day 2 each coin becomes 3. How many coins after day 2?", "36"
+)
 STEPS = ("Day 1: 7 + 5 = 12\n\n", "Day 2: 12 * 3 = 36\n\n", "The answer is 36.")
 
 
@@ -55,7 +57,7 @@ def test_vllm_and_hf_prms_agree_and_vllm_reuses_its_cache(random_prm_dir, vllm_r
     requests = [ScoreRequest(PROBLEM, STEPS[:k]) for k in (1, 2, 3)]
     hf = HFPRM(random_prm_dir).score(requests).scores
     first = vllm_random_prm.score(requests)
-    for a, b in zip(hf, first.scores):
+    for a, b in zip(hf, first.scores, strict=True):
         assert b == pytest.approx(a, abs=1e-4)
     again = vllm_random_prm.score([ScoreRequest(PROBLEM, STEPS, start=2)])
     assert again.cached_tokens[0] > 0  # the first two steps' prefix came from the cache
@@ -69,7 +71,9 @@ def test_external_prm_config_on_a_real_pretrained_model(tmp_path):
     from tdrm_search.smollm2 import smollm2_path
 
     path = smollm2_path()
-    prm = HFPRM(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), PRESETS["math_shepherd"])
+    prm = HFPRM(
+        AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), PRESETS["math_shepherd"]
+    )
     out = prm.score([ScoreRequest(PROBLEM, STEPS)])
     assert len(out.scores[0]) == 3 and all(0 <= v <= 1 for v in out.scores[0])
 
@@ -86,9 +90,18 @@ def qwen_prm_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("qwen-prm")
     tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=False, num_labels=2, architectures=[ARCHITECTURE])
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        num_labels=2,
+        architectures=[ARCHITECTURE],
+    )
     torch.manual_seed(0)
     score = torch.nn.Sequential(torch.nn.Linear(128, 128), torch.nn.ReLU(), torch.nn.Linear(128, 2))
     weights = {f"model.{k}": v for k, v in Qwen2Model(config).state_dict().items()}
@@ -119,13 +132,15 @@ def test_hf_prm_computes_each_distinct_token_once_and_scores_as_without_its_stor
     path = request.getfixturevalue(folder)
     stored, fresh, small = HFPRM(path), HFPRM(path, cache_tokens=0), HFPRM(path, cache_tokens=60)
     wrong = ("Day 1: 7 + 5 = 13\n\n", "Day 2: 12 * 3 = 35\n\n")
-    rounds = [[ScoreRequest(PROBLEM, STEPS[:1]), ScoreRequest(PROBLEM, wrong[:1])],
-              [ScoreRequest(PROBLEM, STEPS[:2], 1), ScoreRequest(PROBLEM, (STEPS[0], wrong[1]), 1)],
-              [ScoreRequest(PROBLEM, STEPS, 2)]]
+    rounds = [
+        [ScoreRequest(PROBLEM, STEPS[:1]), ScoreRequest(PROBLEM, wrong[:1])],
+        [ScoreRequest(PROBLEM, STEPS[:2], 1), ScoreRequest(PROBLEM, (STEPS[0], wrong[1]), 1)],
+        [ScoreRequest(PROBLEM, STEPS, 2)],
+    ]
     computed, paths = 0, []
     for batch in rounds:
         out, expected = stored.score(batch), fresh.score(batch).scores
-        for got, want, from_small in zip(out.scores, expected, small.score(batch).scores):
+        for got, want, from_small in zip(out.scores, expected, small.score(batch).scores, strict=True):
             assert got == pytest.approx(want, abs=1e-5) and from_small == pytest.approx(want, abs=1e-5)
         computed += sum(out.tokens) - sum(out.cached_tokens)
         paths += [row.ids for r in batch for row in stored.encode(r)]
@@ -141,8 +156,11 @@ def test_hf_prm_computes_a_round_of_many_problems_as_their_token_trie(folder, re
     from tdrm_search.tasks.lab import generate_problems
 
     prm = HFPRM(request.getfixturevalue(folder))
-    batch = [ScoreRequest(p, (first,)) for p in generate_problems(3, seed=2)
-             for first in ("Day 1: 7 + 5 = 12", "Day 1: 7 + 5 = 13", "Day 1: 9 - 2 = 7")]
+    batch = [
+        ScoreRequest(p, (first,))
+        for p in generate_problems(3, seed=2)
+        for first in ("Day 1: 7 + 5 = 12", "Day 1: 7 + 5 = 13", "Day 1: 9 - 2 = 7")
+    ]
     out = prm.score(batch)
     trie = {tuple(row.ids[:k]) for r in batch for row in prm.encode(r) for k in range(1, len(row.ids) + 1)}
     assert sum(out.tokens) - sum(out.cached_tokens) == len(trie)

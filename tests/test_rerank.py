@@ -11,19 +11,27 @@ from tdrm_search.cli import main
 from tdrm_search.rerank import pass_at_k, rerank
 
 PROBLEMS = [
-    {"id": "half", "answer": "1/2", "candidates": [  # 2 of 5 correct, written two ways
-        {"text": r"so \boxed{0.5}", "score": 0.9},
-        {"text": r"so \boxed{\frac12}", "score": 0.8},
-        {"text": r"so \boxed{3}", "score": 0.95},
-        {"text": r"so \boxed{3}", "score": 0.1},
-        {"text": r"so \boxed{3}", "score": 0.1},
-    ]},
-    {"id": "seven", "answer": "7", "candidates": [  # no scores: only pass@k and majority@k
-        {"text": "3 + 4 = 7\n\nThe answer is 7."},
-        {"text": "#### 8"},
-        {"text": "no final answer"},
-        {"text": "...", "answer": "7.0"},
-    ]},
+    {
+        "id": "half",
+        "answer": "1/2",
+        "candidates": [  # 2 of 5 correct, written two ways
+            {"text": r"so \boxed{0.5}", "score": 0.9},
+            {"text": r"so \boxed{\frac12}", "score": 0.8},
+            {"text": r"so \boxed{3}", "score": 0.95},
+            {"text": r"so \boxed{3}", "score": 0.1},
+            {"text": r"so \boxed{3}", "score": 0.1},
+        ],
+    },
+    {
+        "id": "seven",
+        "answer": "7",
+        "candidates": [  # no scores: only pass@k and majority@k
+            {"text": "3 + 4 = 7\n\nThe answer is 7."},
+            {"text": "#### 8"},
+            {"text": "no final answer"},
+            {"text": "...", "answer": "7.0"},
+        ],
+    },
 ]
 
 
@@ -44,7 +52,14 @@ def test_pass_at_k_estimator():
 
 def test_rerank_known_answers(candidates):
     rows = {row["k"]: row for row in rerank(candidates, ks=[1, 2, 4, 5])}
-    assert rows[1] == {"k": 1, "problems": 2, "pass": pytest.approx(0.45), "majority": 1.0, "best": 1.0, "weighted_majority": 1.0}
+    assert rows[1] == {
+        "k": 1,
+        "problems": 2,
+        "pass": pytest.approx(0.45),
+        "majority": 1.0,
+        "best": 1.0,
+        "weighted_majority": 1.0,
+    }
     assert rows[2]["pass"] == pytest.approx((0.7 + 1 - 1 / 6) / 2)
     # k=4: "half" ties 2-2 between 1/2 and 3; the engine breaks ties by the best score (3: 0.95) -> wrong.
     # weighted: 1/2 has 1.7 against 1.05. Scored metrics average over "half" only.

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rl_bridge.reward import (
-    RewardConfig, RewardFunction, RewardItem, clip_delta_rewards, clip_rewards, delta_rewards, question_from_prompt,
+    RewardConfig,
+    RewardFunction,
+    RewardItem,
+    clip_delta_rewards,
+    clip_rewards,
+    delta_rewards,
+    question_from_prompt,
     split_completion,
 )
 from tdrm_search.loading import LAB_PRM
@@ -26,7 +32,7 @@ class TablePRM:
 
     def score(self, requests: list[ScoreRequest]) -> ScoreOutput:
         self.calls.append(requests)
-        scores = [[self.table.get(s, 0.5) for s in r.steps[r.start:]] for r in requests]
+        scores = [[self.table.get(s, 0.5) for s in r.steps[r.start :]] for r in requests]
         return ScoreOutput(scores, [0] * len(requests), [0] * len(requests))
 
 
@@ -135,7 +141,11 @@ def test_refined_returns_are_bounded_whatever_the_length(values, eta, scale, pad
 @settings(max_examples=100, deadline=None)
 @given(step_values, st.sampled_from(["clip", "delta", "clip_delta"]), st.booleans())
 def test_full_reward_is_bounded_and_equals_the_sum_of_step_rewards(values, mode, correct):
-    completion = "\n\n".join(f"step {i}" for i in range(len(values) - 1)) + ("\n\n" if len(values) > 1 else "") + "The answer is 7."
+    completion = (
+        "\n\n".join(f"step {i}" for i in range(len(values) - 1))
+        + ("\n\n" if len(values) > 1 else "")
+        + "The answer is 7."
+    )
     table = {f"step {i}": v for i, v in enumerate(values[:-1])} | {"The answer is 7.": values[-1]}
     out = reward(mode, completion, "7" if correct else "8", TablePRM(table), eta=0.5)
     assert out.reward == pytest.approx(sum(out.step_rewards))
@@ -227,6 +237,6 @@ def test_reward_hacking_benchmark_pays_raw_sums_for_padding_and_delta_nothing():
     steps = tuple(reference_solution(problems[0]).split(STEP_DELIMITER))
     assert bench.StepArithmeticPRM().score([ScoreRequest(problems[0], steps)]).scores == [[1.0] * len(steps)]
     table = bench.returns(bench.StepArithmeticPRM(), problems, [0, 2], {"eta": 0.5, "grade_timeout_s": None})
-    assert all(b == a + 2 for a, b in zip(table["raw_sum"][0], table["raw_sum"][2]))
+    assert all(b == a + 2 for a, b in zip(table["raw_sum"][0], table["raw_sum"][2], strict=True))
     for mode in ("delta", "clip_delta"):
         assert table[mode][0] == table[mode][2]

@@ -56,9 +56,18 @@ def openrlhf_batch(n: int, seed: int = 5):
     """What OpenRLHF posts: query = prompt + response as decoded text, labels = reference answers."""
     problems = generate_problems(n, seed=seed)
     prompts = [TEMPLATE.format(question=p.question) for p in problems]
-    responses = [reference_solution(p) if i % 2 == 0 else "1 + 1 = 2\n\nThe answer is 2." for i, p in enumerate(problems)]
-    return problems, {"query": [p + r for p, r in zip(prompts, responses)], "prompts": prompts,
-                      "labels": [p.answer for p in problems]}, responses
+    responses = [
+        reference_solution(p) if i % 2 == 0 else "1 + 1 = 2\n\nThe answer is 2." for i, p in enumerate(problems)
+    ]
+    return (
+        problems,
+        {
+            "query": [p + r for p, r in zip(prompts, responses, strict=True)],
+            "prompts": prompts,
+            "labels": [p.answer for p in problems],
+        },
+        responses,
+    )
 
 
 def test_health(server):
@@ -73,7 +82,7 @@ def test_get_reward_in_openrlhf_format_matches_the_reward_function(server, rewar
     body = reply.json()
     assert set(body) == {"rewards", "scores", "extra_logs"}
     assert body["scores"] == [1.0, 0.0, 1.0, 0.0]
-    direct = reward_fn.score([RewardItem(p.question, r, p.answer) for p, r in zip(problems, responses)])
+    direct = reward_fn.score([RewardItem(p.question, r, p.answer) for p, r in zip(problems, responses, strict=True)])
     assert body["rewards"] == pytest.approx([o.reward for o in direct])
     assert set(body["extra_logs"]) == {"rule", "prm", "abstain"}
     assert all(len(v) == 4 for v in body["extra_logs"].values())
@@ -82,7 +91,7 @@ def test_get_reward_in_openrlhf_format_matches_the_reward_function(server, rewar
 def test_score_returns_per_step_rewards_at_step_ends(server):
     _, payload, responses = openrlhf_batch(2)
     results = httpx.post(f"{server}/score", json=payload, headers=AUTH, timeout=30).json()["results"]
-    for result, response in zip(results, responses):
+    for result, response in zip(results, responses, strict=True):
         assert len(result["step_rewards"]) == len(result["char_ends"]) == response.count("\n\n") + 1
         assert result["char_ends"][-1] == len(response) - 1
         assert result["reward"] == pytest.approx(sum(result["step_rewards"]))
@@ -94,7 +103,9 @@ def test_concurrent_requests_are_batched_into_fewer_prm_calls(server):
 
     async def burst():
         async with httpx.AsyncClient(timeout=60) as client:
-            return await asyncio.gather(*[client.post(f"{server}/get_reward", json=payload, headers=AUTH) for _ in range(24)])
+            return await asyncio.gather(
+                *[client.post(f"{server}/get_reward", json=payload, headers=AUTH) for _ in range(24)]
+            )
 
     replies = asyncio.run(burst())
     assert all(r.status_code == 200 for r in replies)
@@ -109,15 +120,18 @@ def test_missing_labels_give_the_neutral_reward_and_say_so(server):
     assert reply.status_code == 200 and body["rewards"] == [0.0] and body["extra_logs"]["abstain"] == [1.0]
 
 
-@pytest.mark.parametrize("content, status, words", [
-    (b"{not json", 422, "json"),
-    (b'{"query": "one string"}', 422, "list"),
-    (b'{"prompts": ["a"]}', 422, "query"),
-    (b'{"query": []}', 422, "query"),
-    (b'{"query": ["a", "b"], "labels": ["1"]}', 422, "labels has 1 entries for 2 queries"),
-    (b'{"query": ["%s"]}' % (b"x" * 70_000), 413, "64000 bytes"),
-    (b'{"query": [%s]}' % b",".join([b'"a"'] * 65), 413, "limit is 64"),
-])
+@pytest.mark.parametrize(
+    "content, status, words",
+    [
+        (b"{not json", 422, "json"),
+        (b'{"query": "one string"}', 422, "list"),
+        (b'{"prompts": ["a"]}', 422, "query"),
+        (b'{"query": []}', 422, "query"),
+        (b'{"query": ["a", "b"], "labels": ["1"]}', 422, "labels has 1 entries for 2 queries"),
+        (b'{"query": ["%s"]}' % (b"x" * 70_000), 413, "64000 bytes"),
+        (b'{"query": [%s]}' % b",".join([b'"a"'] * 65), 413, "limit is 64"),
+    ],
+)
 def test_bad_requests_get_4xx_with_a_message(server, content, status, words):
     reply = httpx.post(f"{server}/get_reward", content=content, headers=AUTH | {"Content-Type": "application/json"})
     assert reply.status_code == status
@@ -147,8 +161,9 @@ def test_openrlhf_client_code_path_without_token(reward_fn):
     then reads the "rewards" key; it sends no Authorization header, so it meets a token-less server."""
     _, payload, _ = openrlhf_batch(3)
     with serving(create_app(reward_fn, ServerConfig(prompt_template=TEMPLATE))) as url:
-        response = requests.post(url=f"{url}/get_reward", json=payload, headers={"Content-Type": "application/json"},
-                                 timeout=(2, 60))
+        response = requests.post(
+            url=f"{url}/get_reward", json=payload, headers={"Content-Type": "application/json"}, timeout=(2, 60)
+        )
         response.raise_for_status()
         body = response.json()
     assert "rewards" in body and len(body["rewards"]) == 3 and body["scores"] == [1.0, 0.0, 1.0]

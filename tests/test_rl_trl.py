@@ -20,8 +20,11 @@ PROBLEMS = generate_problems(4, seed=21)
 
 def trl_kwargs(metrics: dict, extra: dict) -> dict:
     """The keyword arguments GRPOTrainer adds besides the dataset columns."""
-    return {"trainer_state": object(), "log_metric": lambda k, v: metrics.setdefault(k, []).append(v),
-            "log_extra": lambda k, v: extra.setdefault(k, []).extend(v)}
+    return {
+        "trainer_state": object(),
+        "log_metric": lambda k, v: metrics.setdefault(k, []).append(v),
+        "log_extra": lambda k, v: extra.setdefault(k, []).extend(v),
+    }
 
 
 def reward(mode: str = "mix", **kwargs) -> TRLReward:
@@ -33,8 +36,14 @@ def test_conversational_call_like_grpo_trainer():
     prompts = [[{"role": "user", "content": p.question}] for p in PROBLEMS]
     completions = [[{"role": "assistant", "content": reference_solution(p)}] for p in PROBLEMS[:2]]
     completions += [[{"role": "assistant", "content": "The answer is 0."}], [{"role": "assistant", "content": ""}]]
-    out = reward()(prompts=prompts, completions=completions, completion_ids=[[1, 2]] * 4,
-                   answer=[p.answer for p in PROBLEMS], meta=[json.dumps(p.meta) for p in PROBLEMS], **trl_kwargs(metrics, {}))
+    out = reward()(
+        prompts=prompts,
+        completions=completions,
+        completion_ids=[[1, 2]] * 4,
+        answer=[p.answer for p in PROBLEMS],
+        meta=[json.dumps(p.meta) for p in PROBLEMS],
+        **trl_kwargs(metrics, {}),
+    )
     assert out == [pytest.approx(1.0), pytest.approx(1.0), 0.0, 0.0]
     assert metrics["tdrm_reward/rule"] == [0.5] and metrics["tdrm_reward/abstain"] == [0.0]
 
@@ -44,7 +53,12 @@ def test_text_prompts_and_a_missing_answer_column_abstain():
     fn = reward("rule", prompt_template="Q: {question}\nA:\n")
     completions = [reference_solution(p) for p in PROBLEMS]
     assert fn(prompts=prompts, completions=completions, completion_ids=None, trainer_state=None) == [None] * 4
-    assert fn(prompts=prompts, completions=completions, answer=[None, *[p.answer for p in PROBLEMS[1:]]]) == [None, 1.0, 1.0, 1.0]
+    assert fn(prompts=prompts, completions=completions, answer=[None, *[p.answer for p in PROBLEMS[1:]]]) == [
+        None,
+        1.0,
+        1.0,
+        1.0,
+    ]
     items = fn.items(prompts, completions, {"answer": [p.answer for p in PROBLEMS]})
     assert [i.question for i in items] == [p.question for p in PROBLEMS]
 
@@ -55,9 +69,15 @@ def test_async_variant_on_an_event_loop_thread_like_trl():
     result: dict = {}
 
     def loop_thread():
-        result["out"] = asyncio.run(fn(prompts=[[{"role": "user", "content": p.question}] for p in PROBLEMS],
-                                       completions=[reference_solution(p) for p in PROBLEMS], completion_ids=None,
-                                       answer=[p.answer for p in PROBLEMS], meta=[p.meta for p in PROBLEMS]))
+        result["out"] = asyncio.run(
+            fn(
+                prompts=[[{"role": "user", "content": p.question}] for p in PROBLEMS],
+                completions=[reference_solution(p) for p in PROBLEMS],
+                completion_ids=None,
+                answer=[p.answer for p in PROBLEMS],
+                meta=[p.meta for p in PROBLEMS],
+            )
+        )
 
     thread = threading.Thread(target=loop_thread)
     thread.start()
@@ -75,20 +95,40 @@ def test_grpo_trainer_runs_with_our_rewards_in_its_logs(tmp_path):
     from trl import GRPOConfig, GRPOTrainer
 
     problems = generate_problems(8, seed=22, num_ops=(1, 2))  # short solutions: the policy can finish in 48 tokens
-    dataset = Dataset.from_list([
-        {"prompt": [{"role": "user", "content": p.question}], "answer": p.answer, "meta": json.dumps(p.meta)}
-        for p in problems
-    ])
-    sync_fn = TRLReward(RewardFunction(RewardConfig(mode="mix"), OraclePRM()), meta_column="meta", name="tdrm_mix")
-    async_fn = AsyncTRLReward(RewardFunction(RewardConfig(mode="clip_delta"), OraclePRM()), meta_column="meta",
-                              name="tdrm_clip_delta")
-    args = GRPOConfig(
-        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, num_generations=4,
-        max_completion_length=48, learning_rate=1e-5, logging_steps=1, report_to="none", save_strategy="no",
-        use_cpu=True, bf16=False, fp16=False, use_vllm=False, seed=0, dataloader_num_workers=0,
+    dataset = Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": p.question}], "answer": p.answer, "meta": json.dumps(p.meta)}
+            for p in problems
+        ]
     )
-    trainer = GRPOTrainer(model=str(LAB_POLICY), reward_funcs=[sync_fn, async_fn], args=args, train_dataset=dataset,
-                          processing_class=AutoTokenizer.from_pretrained(LAB_POLICY))
+    sync_fn = TRLReward(RewardFunction(RewardConfig(mode="mix"), OraclePRM()), meta_column="meta", name="tdrm_mix")
+    async_fn = AsyncTRLReward(
+        RewardFunction(RewardConfig(mode="clip_delta"), OraclePRM()), meta_column="meta", name="tdrm_clip_delta"
+    )
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=48,
+        learning_rate=1e-5,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        use_vllm=False,
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(
+        model=str(LAB_POLICY),
+        reward_funcs=[sync_fn, async_fn],
+        args=args,
+        train_dataset=dataset,
+        processing_class=AutoTokenizer.from_pretrained(LAB_POLICY),
+    )
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "rewards/tdrm_mix/mean" in entry]
     assert len(logs) == 2

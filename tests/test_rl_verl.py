@@ -54,9 +54,9 @@ def make_batch(tok: CharTokenizer, prompts: list[str], responses: list[str], row
     prompt_ids = torch.full((len(prompts), P), PAD)
     response_ids = torch.full((len(prompts), R), PAD)
     mask = torch.zeros((len(prompts), P + R), dtype=torch.long)
-    for i, (p, r) in enumerate(zip(prompts, responses)):
+    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
         p_ids, r_ids = tok.encode(p), tok.encode(r) + [1]  # responses end with EOS
-        prompt_ids[i, P - len(p_ids):] = torch.tensor(p_ids)
+        prompt_ids[i, P - len(p_ids) :] = torch.tensor(p_ids)
         response_ids[i, : len(r_ids)] = torch.tensor(r_ids)
         mask[i, P - len(p_ids) : P] = 1
         mask[i, P : P + len(r_ids)] = 1
@@ -84,8 +84,14 @@ def test_compute_score_has_verls_signature_and_returns_score_dict():
     assert list(params)[:4] == ["data_source", "solution_str", "ground_truth", "extra_info"]
     p = generate_problems(1, seed=2)[0]
     # verl calls it with keywords, its reward_kwargs appended
-    out = compute_score(data_source="lab", solution_str=reference_solution(p), ground_truth=p.answer,
-                        extra_info={"question": p.question, "meta": p.meta}, mode="mix", prm="oracle")
+    out = compute_score(
+        data_source="lab",
+        solution_str=reference_solution(p),
+        ground_truth=p.answer,
+        extra_info={"question": p.question, "meta": p.meta},
+        mode="mix",
+        prm="oracle",
+    )
     assert out == {"score": pytest.approx(1.0), "acc": 1.0, "prm": 1.0}
     rule = compute_score("lab", "The answer is 0.", p.answer, mode="rule")
     assert rule["score"] == 0.0 and rule["prm"] == -1.0
@@ -118,8 +124,16 @@ def test_manager_writes_step_rewards_at_step_end_tokens(lab_batch):
 def test_manager_delta_sums_telescope_per_row(lab_batch):
     """Built the way verl's loader builds it: reward_kwargs plus version-specific extras it does not use."""
     _, _, data = lab_batch
-    manager = TDRMRewardManager(tokenizer=CharTokenizer(), num_examine=1, compute_score=print, reward_fn_key="data_source",
-                                max_resp_len=64, overlong_buffer_cfg=None, mode="delta", prm="oracle")
+    manager = TDRMRewardManager(
+        tokenizer=CharTokenizer(),
+        num_examine=1,
+        compute_score=print,
+        reward_fn_key="data_source",
+        max_resp_len=64,
+        overlong_buffer_cfg=None,
+        mode="delta",
+        prm="oracle",
+    )
     scores = manager(data)
     assert isinstance(scores, torch.Tensor)
     assert scores.sum(-1).tolist() == pytest.approx([2.0, 0.0, 0.0])  # success + first step's value
@@ -133,6 +147,8 @@ def test_manager_gives_neutral_rewards_when_the_prm_returns_nan(lab_batch):
             return ScoreOutput([[math.nan] * len(r.steps) for r in requests], [0] * len(requests), [0] * len(requests))
 
     _, _, data = lab_batch
-    result = TDRMRewardManager(CharTokenizer(), reward_fn=RewardFunction(RewardConfig(mode="mix"), NaNPRM()))(data, return_dict=True)
+    result = TDRMRewardManager(CharTokenizer(), reward_fn=RewardFunction(RewardConfig(mode="mix"), NaNPRM()))(
+        data, return_dict=True
+    )
     assert result["reward_tensor"].abs().sum().item() == 0.0
     assert result["reward_extra_info"]["abstain"] == [1.0, 1.0, 0.0]  # the empty response needs no PRM

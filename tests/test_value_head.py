@@ -25,7 +25,7 @@ from tdrm_search.tasks.lab import generate_problems, reference_solution
 
 PROBLEMS = generate_problems(3, seed=5, num_ops=(2, 4))
 PATHS = [tuple(reference_solution(p).split("\n\n")) for p in PROBLEMS]
-REQUESTS = [ScoreRequest(p, s) for p, s in zip(PROBLEMS, PATHS)]
+REQUESTS = [ScoreRequest(p, s) for p, s in zip(PROBLEMS, PATHS, strict=True)]
 
 
 def tdrm_reference(folder, question: str, steps) -> list[float]:
@@ -36,8 +36,9 @@ def tdrm_reference(folder, question: str, steps) -> list[float]:
     values = []
     for k in range(1, len(steps) + 1):
         answer = "\n\n".join(s.strip() for s in steps[:k])
-        text = tokenizer.apply_chat_template([{"role": "user", "content": question},
-                                              {"role": "assistant", "content": answer}], tokenize=False)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], tokenize=False
+        )
         with torch.no_grad():
             values.append(torch.sigmoid(model(**tokenizer(text, return_tensors="pt")).logits)[0, 0].item())
     return values
@@ -49,12 +50,12 @@ def flat(scores) -> torch.Tensor:
 
 def test_hf_values_equal_tdrm_reference(tdrm_prm_dir):
     prm = HFPRM(tdrm_prm_dir, config=PRESETS["tdrm"])
-    reference = [tdrm_reference(tdrm_prm_dir, p.question, s) for p, s in zip(PROBLEMS, PATHS)]
+    reference = [tdrm_reference(tdrm_prm_dir, p.question, s) for p, s in zip(PROBLEMS, PATHS, strict=True)]
     got = prm.score(REQUESTS)  # three paths of different lengths in one padded batch
     torch.testing.assert_close(flat(got.scores), flat(reference), atol=1e-4, rtol=0)
     assert len(set(got.scores[0])) == len(PATHS[0])  # one read per step, not one pooled value
     # scoring from `start` reads the same values, the earlier steps' conversation served from the store
-    tail = prm.score([ScoreRequest(p, s, len(s) - 1) for p, s in zip(PROBLEMS, PATHS)])
+    tail = prm.score([ScoreRequest(p, s, len(s) - 1) for p, s in zip(PROBLEMS, PATHS, strict=True)])
     assert [s[0] for s in tail.scores] == pytest.approx([s[-1] for s in reference], abs=1e-4)
     assert all(c > 0 for c in tail.cached_tokens)
 
@@ -72,7 +73,7 @@ def test_hf_store_computes_only_the_new_step_and_the_end_of_turn(tdrm_prm_dir):
 
 @pytest.mark.vllm
 def test_vllm_values_equal_hf_and_reference(tdrm_prm_dir, value_prm_dir, vllm_value_prm):
-    reference = [tdrm_reference(value_prm_dir, p.question, s) for p, s in zip(PROBLEMS, PATHS)]
+    reference = [tdrm_reference(value_prm_dir, p.question, s) for p, s in zip(PROBLEMS, PATHS, strict=True)]
     out = vllm_value_prm.score(REQUESTS)
     torch.testing.assert_close(flat(out.scores), flat(reference), atol=1e-4, rtol=0)
     hf = HFPRM(value_prm_dir).score(REQUESTS).scores
@@ -93,8 +94,20 @@ def test_search_cli_runs_a_value_head_folder(value_prm_dir, tdrm_prm_dir):
     assert out.returncode == 0, out.stderr
     assert "best trajectory" in out.stdout
     # a folder TDRM released has no tdrm_prm.json: name the preset
-    out = tdrm("search", QUESTION, "--prm", str(tdrm_prm_dir), "--prm-config", "tdrm", "--backend", "hf",
-               "--method", "best_of_n", "-n", "2")
+    out = tdrm(
+        "search",
+        QUESTION,
+        "--prm",
+        str(tdrm_prm_dir),
+        "--prm-config",
+        "tdrm",
+        "--backend",
+        "hf",
+        "--method",
+        "best_of_n",
+        "-n",
+        "2",
+    )
     assert out.returncode == 0, out.stderr
     out = tdrm("search", QUESTION, "--prm", str(tdrm_prm_dir), "--backend", "hf")
     assert out.returncode == 2 and "--prm-config" in out.stderr and "Traceback" not in out.stderr
@@ -104,8 +117,9 @@ def test_search_cli_runs_a_value_head_folder(value_prm_dir, tdrm_prm_dir):
 def test_search_cli_runs_a_value_head_folder_on_vllm(value_prm_dir):
     from test_cli import QUESTION, tdrm
 
-    out = tdrm("search", QUESTION, "--prm", str(value_prm_dir), "--backend", "vllm", "--method", "beam", "-n", "4",
-               "--json")
+    out = tdrm(
+        "search", QUESTION, "--prm", str(value_prm_dir), "--backend", "vllm", "--method", "beam", "-n", "4", "--json"
+    )
     assert out.returncode == 0, out.stderr
     assert '"prm_cached_tokens"' in out.stdout
 
@@ -114,8 +128,15 @@ def test_search_cli_runs_a_value_head_folder_on_vllm(value_prm_dir):
 def test_training_every_target_kind_exports_a_loadable_value_prm(lab_base, tmp_path, kind):
     rollouts = lab_rollouts(16)
     cfg = TrainConfig(TargetSpec(kind), rounds=2, epochs=2, batch_size=4, lr=3e-3)
-    result = train_prm(lab_base, rollouts, PRMConfig(head="value", step_join="\n\n"), cfg, tmp_path / "run",
-                       progress=False, log=lambda s: None)
+    result = train_prm(
+        lab_base,
+        rollouts,
+        PRMConfig(head="value", step_join="\n\n"),
+        cfg,
+        tmp_path / "run",
+        progress=False,
+        log=lambda s: None,
+    )
     # round 1 fits the outcome for every kind (bootstrapped kinds start from V := z); later rounds' targets, and
     # so their loss's floor, differ
     assert result.losses[1] < result.losses[0] and all(map(math.isfinite, result.losses))
@@ -124,7 +145,7 @@ def test_training_every_target_kind_exports_a_loadable_value_prm(lab_base, tmp_p
     assert HFPRM(exported).score(REQUESTS).scores == direct
     assert load_prm(str(exported), backend="hf").score(REQUESTS).scores == direct
     # plain transformers loads it as TDRM's scorer does, and reads the same values
-    reference = [tdrm_reference(exported, p.question, s) for p, s in zip(PROBLEMS, PATHS)]
+    reference = [tdrm_reference(exported, p.question, s) for p, s in zip(PROBLEMS, PATHS, strict=True)]
     torch.testing.assert_close(flat(direct), flat(reference), atol=1e-4, rtol=0)
 
 
@@ -133,8 +154,9 @@ def test_mc_label_kinds_train_a_value_head(lab_base, tmp_path):
     for r in rollouts:
         r.mc_success, r.mc_samples = [int(r.outcome) * 2] * (len(r.steps) - 1), 2
     cfg = TrainConfig(TargetSpec("mc_soft"), epochs=3, batch_size=2, lr=3e-3)
-    result = train_prm(lab_base, rollouts, PRMConfig(head="value", step_join="\n\n"), cfg, tmp_path,
-                       progress=False, log=lambda s: None)
+    result = train_prm(
+        lab_base, rollouts, PRMConfig(head="value", step_join="\n\n"), cfg, tmp_path, progress=False, log=lambda s: None
+    )
     assert result.losses[-1] < result.losses[0]
 
 
@@ -146,13 +168,18 @@ def test_tokenisation_is_tdrm_trainers_even_with_a_doubled_bos(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.add_special_tokens({"bos_token": "<s>"})
     tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", tokenizer.bos_token_id)])
+        single="<s> $A", special_tokens=[("<s>", tokenizer.bos_token_id)]
+    )
     tokenizer.chat_template = "{{ bos_token }}" + CHATML
     question, steps = PROBLEMS[0].question, PATHS[0]
     for k, row in enumerate(encode_values(tokenizer, PRESETS["tdrm"], question, steps)):
         text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question},
-             {"role": "assistant", "content": "\n\n".join(s.strip() for s in steps[: k + 1])}], tokenize=False)
+            [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": "\n\n".join(s.strip() for s in steps[: k + 1])},
+            ],
+            tokenize=False,
+        )
         assert row.ids == tokenizer(text)["input_ids"] and row.ends == [len(row.ids) - 1]
         assert row.ids[:2] == [tokenizer.bos_token_id] * 2
 
@@ -193,11 +220,13 @@ def test_tdrm_style_baseline_scores_the_same_and_computes_every_full_sequence(td
 
     prm = HFPRM(tdrm_prm_dir, config=PRESETS["tdrm"])
     baseline = FullSequencePRM(HFPRM(tdrm_prm_dir, config=PRESETS["tdrm"], cache_tokens=0))
-    requests = [ScoreRequest(p, s, len(s) - 2) for p, s in zip(PROBLEMS, PATHS)]
+    requests = [ScoreRequest(p, s, len(s) - 2) for p, s in zip(PROBLEMS, PATHS, strict=True)]
     ours, theirs = prm.score(requests), baseline.score(requests)
     torch.testing.assert_close(flat(theirs.scores), flat(ours.scores), atol=1e-5, rtol=0)
-    full = [sum(len(row.ids) for row in encode_values(prm.tokenizer, prm.config, r.problem.question, r.steps, r.start))
-            for r in requests]
+    full = [
+        sum(len(row.ids) for row in encode_values(prm.tokenizer, prm.config, r.problem.question, r.steps, r.start))
+        for r in requests
+    ]
     assert theirs.tokens == full == ours.tokens and theirs.cached_tokens == [0, 0, 0]
 
 
@@ -213,7 +242,9 @@ def test_packed_training_rows_read_what_the_engine_reads(lab_base):
     rollouts = lab_rollouts(5)
     packed = encode_rollouts(tokenizer, config, rollouts, 512)
     separate = [encode_values(tokenizer, config, r.problem.question, r.steps) for r in rollouts]
-    for p, rows in zip(packed, separate):  # the longest shared conversation once, then each sequence's own tail
+    for p, rows in zip(
+        packed, separate, strict=True
+    ):  # the longest shared conversation once, then each sequence's own tail
         assert len(p.ids) == max(s.shared for s in rows) + sum(len(s.ids) - s.shared for s in rows)
     readout = check_tokenizer(model, tokenizer, config)
     with torch.no_grad():

@@ -54,11 +54,11 @@ def error_kind(problem: Problem, text: str) -> str:
 
 def bucket_stats(problems: list[Problem], greedy: list[str], samples: list[list[str]]) -> dict[str, float]:
     """Accuracy numbers and the kinds of greedy errors for one difficulty bucket."""
-    g_ok = [grade(p, t) for p, t in zip(problems, greedy)]
-    counts = [sum(grade(p, t) for t in s) for p, s in zip(problems, samples)]
+    g_ok = [grade(p, t) for p, t in zip(problems, greedy, strict=True)]
+    counts = [sum(grade(p, t) for t in s) for p, s in zip(problems, samples, strict=True)]
     n = len(samples[0])
-    wrong = [error_kind(p, t) for p, t, ok in zip(problems, greedy, g_ok) if not ok]
-    wrong_samples = [error_kind(p, t) for p, s in zip(problems, samples) for t in s if not grade(p, t)]
+    wrong = [error_kind(p, t) for p, t, ok in zip(problems, greedy, g_ok, strict=True) if not ok]
+    wrong_samples = [error_kind(p, t) for p, s in zip(problems, samples, strict=True) for t in s if not grade(p, t)]
 
     def frac(xs: list, kinds: tuple[str, ...]) -> float:
         return round(sum(x in kinds for x in xs) / max(1, len(xs)), 3)
@@ -105,7 +105,9 @@ def main() -> None:
     tok = llm.get_tokenizer()
     buckets = {}
     for k in args.buckets:
-        problems = generate_problems(args.num_problems, eval_seed(k), num_ops=k, max_operand=DEFAULT_DIFFICULTY["max_operand"])
+        problems = generate_problems(
+            args.num_problems, eval_seed(k), num_ops=k, max_operand=DEFAULT_DIFFICULTY["max_operand"]
+        )
         buckets[str(k)] = profile(llm, tok, problems, args.num_samples, args.temperature)
         print(k, buckets[str(k)], flush=True)
     result = {

@@ -90,10 +90,10 @@ def make_batch(tok: Qwen2Tokenizer, step: int, batch_size: int) -> tuple[torch.T
     problems = generate_problems(batch_size, train_seed(step), num_ops=lo + step % (hi - lo + 1))
     prompts = tok([prompt_text(tok, p.question) for p in problems], add_special_tokens=False)["input_ids"]
     answers = tok([reference_solution(p) + EOS for p in problems], add_special_tokens=False)["input_ids"]
-    width = max(len(p) + len(a) for p, a in zip(prompts, answers))
+    width = max(len(p) + len(a) for p, a in zip(prompts, answers, strict=True))
     ids = torch.full((batch_size, width), tok.pad_token_id)
     labels = torch.full((batch_size, width), -100)
-    for row, (p, a) in enumerate(zip(prompts, answers)):
+    for row, (p, a) in enumerate(zip(prompts, answers, strict=True)):
         ids[row, : len(p) + len(a)] = torch.tensor(p + a)
         labels[row, len(p) : len(p) + len(a)] = torch.tensor(a)
     return ids, labels
@@ -136,7 +136,10 @@ def train(args: argparse.Namespace) -> None:
         sched.step()
         losses.append(loss.item())
         if (step + 1) % 50 == 0:  # batches cycle through problem sizes: report the mean over the last 50
-            print(f"step {step + 1} loss {sum(losses[-50:]) / len(losses[-50:]):.4f} {time.time() - start:.0f}s", flush=True)
+            print(
+                f"step {step + 1} loss {sum(losses[-50:]) / len(losses[-50:]):.4f} {time.time() - start:.0f}s",
+                flush=True,
+            )
         if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
             save(model, tok, args, step + 1, time.time() - start)
 

@@ -15,8 +15,14 @@ from tdrm_search.datasets import load_dataset
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmark search methods and budgets on datasets (resumable)")
-    parser.add_argument("--dataset", "-d", action="append", required=True, metavar="NAME[=PATH]",
-                        help="gsm8k, math, math500, lab, jsonl or hf:owner/name, optionally =a local JSONL (repeatable)")
+    parser.add_argument(
+        "--dataset",
+        "-d",
+        action="append",
+        required=True,
+        metavar="NAME[=PATH]",
+        help="gsm8k, math, math500, lab, jsonl or hf:owner/name, optionally =a local JSONL (repeatable)",
+    )
     parser.add_argument("--method", "-m", nargs="+", choices=METHODS, default=["beam"])
     parser.add_argument("--budget", "-n", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--seed", type=int, nargs="+", default=[0])
@@ -38,8 +44,14 @@ def run(args: argparse.Namespace) -> int:
         name, _, path = spec.partition("=")
         datasets[name] = load_dataset(name, path or None, limit=args.limit, levels=args.level, subjects=args.subject)
     grid = bench.Grid(datasets, args.method, args.budget, args.seed, parse_options(args.option))
-    records = bench.run_bench(grid, args.out, *load_engines(args),
-                              batch_size=args.batch_size, grader_timeout=args.grader_timeout, progress=not args.no_progress)
+    records = bench.run_bench(
+        grid,
+        args.out,
+        *load_engines(args),
+        batch_size=args.batch_size,
+        grader_timeout=args.grader_timeout,
+        progress=not args.no_progress,
+    )
     rows = bench.summarize(records)
     print(bench.format_rows(rows))
     levels = bench.summarize([r for r in records if r.get("level") is not None], by=("dataset", "method", "n", "level"))
@@ -48,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
     plots = args.plots or args.out.parent
     for path in bench.plot(rows, plots):
         print("wrote", path)
-    (plots / "summary.json").write_bytes(orjson.dumps({"summary": rows, "per_level": levels}, option=orjson.OPT_INDENT_2))
+    (plots / "summary.json").write_bytes(
+        orjson.dumps({"summary": rows, "per_level": levels}, option=orjson.OPT_INDENT_2)
+    )
     return 0

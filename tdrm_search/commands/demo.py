@@ -35,8 +35,11 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records_path = args.out / "records.jsonl"
     records_path.unlink(missing_ok=True)  # a demo shows a fresh run
-    print(f"tdrm demo: {args.problems} lab problems, policy={args.policy} ({args.backend}), "
-          f"prm={args.prm or 'best shipped'} ({args.prm_backend}); loading engines...", flush=True)
+    print(
+        f"tdrm demo: {args.problems} lab problems, policy={args.policy} ({args.backend}), "
+        f"prm={args.prm or 'best shipped'} ({args.prm_backend}); loading engines...",
+        flush=True,
+    )
     policy, prm = load_engines(args)
     problems = {"lab": generate_problems(args.problems, seed=DEMO_SEED)}
     bench.run_bench(bench.Grid(problems, ["greedy"], [1]), records_path, policy, prm)

@@ -11,11 +11,17 @@ from tdrm_search import rerank
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("rerank", help="re-rank precomputed candidate solutions (no generation)",
-                                   description=rerank.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "rerank",
+        help="re-rank precomputed candidate solutions (no generation)",
+        description=rerank.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("candidates", type=Path, help="JSONL: one problem per line with its candidates")
     parser.add_argument("--k", type=int, nargs="+", help="budgets (default: powers of two up to the most candidates)")
-    parser.add_argument("--samples", type=int, default=1, help="random k-subsets averaged for voting metrics (1: first k)")
+    parser.add_argument(
+        "--samples", type=int, default=1, help="random k-subsets averaged for voting metrics (1: first k)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.set_defaults(func=run)

@@ -18,11 +18,21 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prm", default=None, help='PRM folder, "lab", or "oracle" (default: best shipped)')
     parser.add_argument("--backend", choices=BACKENDS, default="vllm", help="engine for the policy")
     parser.add_argument("--prm-backend", choices=BACKENDS, help="engine for the PRM (default: --backend)")
-    parser.add_argument("--prm-config", choices=sorted(PRESETS), metavar="PRESET",
-                        help=f"read-out format of a PRM folder without tdrm_prm.json: one of {sorted(PRESETS)} "
-                             "(tdrm: THUDM/TDRM's released value-head PRMs)")
-    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                        help="a search option (see SearchConfig), e.g. -o beam_width=2 -o temperature=0.7")
+    parser.add_argument(
+        "--prm-config",
+        choices=sorted(PRESETS),
+        metavar="PRESET",
+        help=f"read-out format of a PRM folder without tdrm_prm.json: one of {sorted(PRESETS)} "
+        "(tdrm: THUDM/TDRM's released value-head PRMs)",
+    )
+    parser.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a search option (see SearchConfig), e.g. -o beam_width=2 -o temperature=0.7",
+    )
 
 
 def load_engines(args: argparse.Namespace):
@@ -60,9 +70,12 @@ def register(subparsers) -> None:
 
 def result_dict(result) -> dict:
     return {
-        "question": result.problem.question, "method": result.method, "answer": result.answer,
+        "question": result.problem.question,
+        "method": result.method,
+        "answer": result.answer,
         "best": dataclasses.asdict(result.best) if result.best else None,
-        "candidates": len(result.candidates), "stats": result.stats,
+        "candidates": len(result.candidates),
+        "stats": result.stats,
     }
 
 
@@ -78,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"answer: {result.answer}")
     if result.best:
         print(f"best trajectory (score {result.best.score:.3f}, {len(result.candidates)} candidates):")
-        for step, score in zip(result.best.steps, result.best.step_scores):
+        for step, score in zip(result.best.steps, result.best.step_scores, strict=True):
             print(f"  [{score:.3f}] {step.strip()}")
-    print("stats: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.stats.items()))
+    print(
+        "stats: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.stats.items())
+    )
     return 0

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tdrm_search.policies.base import GenerateOutput, Sample, SampleRequest
 from tdrm_search.kv_cache import KV, Entry, PrefixKVCache, as_kv, batch_cache, crop
+from tdrm_search.policies.base import GenerateOutput, Sample, SampleRequest
 from tdrm_search.policies.prompt import encode_question
 
 
@@ -33,8 +33,15 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, genera
 class HFPolicy:
     """transformers causal LM; `cache_tokens` bounds the prefix key/value store (LRU eviction)."""
 
-    def __init__(self, model, tokenizer=None, *, prompt_template: str | None = None, cache_tokens: int = 65_536,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        *,
+        prompt_template: str | None = None,
+        cache_tokens: int = 65_536,
+        dtype: torch.dtype = torch.float32,
+    ):
         if isinstance(model, (str, Path)):
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
             model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
@@ -92,11 +99,11 @@ class HFPolicy:
         live = list(range(n))
         for step in range(request.max_tokens):
             tokens = sample_tokens(logits, request.temperature, request.top_p, generator).tolist()
-            for row, token in zip(live, tokens):
+            for row, token in zip(live, tokens, strict=True):
                 rows[row].append(token)
                 if token in self.eos:
                     finish[row] = "eos"
-                elif request.stop and request.stop in self.decode(rows[row][-max(8, len(request.stop)):]):
+                elif request.stop and request.stop in self.decode(rows[row][-max(8, len(request.stop)) :]):
                     finish[row] = "stop"
             keep = [i for i, row in enumerate(live) if finish[row] is None]
             if not keep or step == request.max_tokens - 1:
@@ -106,14 +113,17 @@ class HFPolicy:
                 cache.batch_select_indices(torch.tensor(keep))
                 live = [live[i] for i in keep]
             out = self.model(
-                input_ids=torch.tensor([[rows[row][-1]] for row in live]), past_key_values=cache,
-                position_ids=torch.full((len(live), 1), position + step), use_cache=True,
+                input_ids=torch.tensor([[rows[row][-1]] for row in live]),
+                past_key_values=cache,
+                position_ids=torch.full((len(live), 1), position + step),
+                use_cache=True,
             )
             cache, logits = out.past_key_values, out.logits[:, -1]
-        return [Sample(ids, self.decode(ids), f or "length") for ids, f in zip(rows, finish)]
+        return [Sample(ids, self.decode(ids), f or "length") for ids, f in zip(rows, finish, strict=True)]
 
-    def store_finished(self, prefix: tuple[int, ...], rows: list[list[int]], live: list[int], keep: list[int],
-                       kv: KV) -> None:
+    def store_finished(
+        self, prefix: tuple[int, ...], rows: list[list[int]], live: list[int], keep: list[int], kv: KV
+    ) -> None:
         """Rows leaving the batch keep their key/values (all but the last token) for their own children."""
         kept = set(keep)
         for i, row in enumerate(live):

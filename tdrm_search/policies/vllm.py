@@ -27,8 +27,11 @@ def make_llm(model: str | Path, seed: int = 0, **engine_kwargs):
     ever garbage-collected, because an in-process engine's teardown breaks every other live engine (vLLM's
     per-process parallel state: "pipeline model parallel group is not initialized").
     """
-    key = (str(Path(model).resolve()) if Path(model).exists() else str(model), seed,
-           tuple(sorted((k, repr(v)) for k, v in engine_kwargs.items())))
+    key = (
+        str(Path(model).resolve()) if Path(model).exists() else str(model),
+        seed,
+        tuple(sorted((k, repr(v)) for k, v in engine_kwargs.items())),
+    )
     if key not in ENGINES:
         ENGINES[key] = build_llm(model, seed, **engine_kwargs)
     return ENGINES[key]
@@ -59,8 +62,12 @@ def sampling_params(request: SampleRequest, seed: int | None = None):
     from vllm import SamplingParams
 
     return SamplingParams(
-        temperature=request.temperature, top_p=request.top_p, max_tokens=request.max_tokens,
-        stop=[request.stop] if request.stop else None, include_stop_str_in_output=True, seed=seed,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_tokens=request.max_tokens,
+        stop=[request.stop] if request.stop else None,
+        include_stop_str_in_output=True,
+        seed=seed,
     )
 
 
@@ -94,15 +101,17 @@ class VLLMPolicy:
 
             torch.manual_seed(seed)
         owners = [i for i, r in enumerate(requests) for _ in range(1 if r.temperature == 0 else r.n)]
-        params = [sampling_params(requests[i], seed + k if self.per_request_seed else None) for k, i in enumerate(owners)]
+        params = [
+            sampling_params(requests[i], seed + k if self.per_request_seed else None) for k, i in enumerate(owners)
+        ]
         prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prefix)) for i in owners]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         samples: list[list[Sample]] = [[] for _ in requests]
         prompt, cached = [0] * len(requests), [0] * len(requests)
-        for i, out in zip(owners, outputs):
+        for i, out in zip(owners, outputs, strict=True):
             samples[i] += [Sample(list(o.token_ids), o.text, finish_reason(o)) for o in out.outputs]
             prompt[i] += len(out.prompt_token_ids)
             cached[i] += out.num_cached_tokens or 0
         # greedy continuations are identical: copy the one the engine made
-        samples = [s * r.n if len(s) < r.n else s for s, r in zip(samples, requests)]
+        samples = [s * r.n if len(s) < r.n else s for s, r in zip(samples, requests, strict=True)]
         return GenerateOutput(samples, prompt, cached)

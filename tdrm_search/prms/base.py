@@ -38,7 +38,7 @@ def check_scores(requests: list[ScoreRequest], output: ScoreOutput) -> None:
     """Raise ValueError naming the problem and step when a PRM returns a missing, NaN or out-of-range value."""
     if len(output.scores) != len(requests):
         raise ValueError(f"PRM returned {len(output.scores)} score lists for {len(requests)} requests")
-    for request, scores in zip(requests, output.scores):
+    for request, scores in zip(requests, output.scores, strict=True):
         expected = len(request.steps) - request.start
         name = request.problem.id or request.problem.question[:60]
         if len(scores) != expected:

@@ -74,12 +74,21 @@ class PRMConfig:
 PRESETS: dict[str, PRMConfig] = {
     # peiyi9979/math-shepherd-mistral-7b-prm: "question step ки\nstep ки", read "+" against "-".
     "math_shepherd": PRMConfig(
-        head="lm", step_tag=" ки", good_token="+", bad_token="-", prompt_template="{question} ",
-        step_join="\n", aggregation="min",
+        head="lm",
+        step_tag=" ки",
+        good_token="+",
+        bad_token="-",
+        prompt_template="{question} ",
+        step_join="\n",
+        aggregation="min",
     ),
     # Qwen/Qwen2.5-Math-PRM-7B: chat template, steps each followed by <extra_0>, 2-class head.
     "qwen25_math_prm": PRMConfig(
-        head="token_classify", step_tag="<extra_0>", good_token=None, bad_token=None, positive_label=1,
+        head="token_classify",
+        step_tag="<extra_0>",
+        good_token=None,
+        bad_token=None,
+        positive_label=1,
         prompt_template="chat",
         system_prompt="Please reason step by step, and put your final answer within \\boxed{}.",
         aggregation="min",
@@ -87,6 +96,9 @@ PRESETS: dict[str, PRMConfig] = {
     # THUDM/TDRM's scalar PRMs: [user: question, assistant: steps joined by a blank line], closed turn, no
     # system prompt of our own, 1-logit sequence-classification head read at the last token.
     "tdrm": PRMConfig(
-        head="value", prompt_template="chat", step_join="\n\n", aggregation="last",
+        head="value",
+        prompt_template="chat",
+        step_join="\n\n",
+        aggregation="last",
     ),
 }

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from tdrm_search.prms.config import PRMConfig
 
-
 log = logging.getLogger(__name__)
 
 
@@ -66,16 +65,20 @@ def conversation_parts(tokenizer, config: PRMConfig, question: str) -> tuple[str
         return config.prompt_template.format(question=question), ""
     before, *after = chat(tokenizer, config, question, SENTINEL).split(SENTINEL)
     if len(after) != 1:
-        raise ValueError("the chat template does not write the assistant's reply exactly once; a 'value' PRM "
-                         "needs a template that renders the assistant turn")
+        raise ValueError(
+            "the chat template does not write the assistant's reply exactly once; a 'value' PRM "
+            "needs a template that renders the assistant turn"
+        )
     return before, after[0]
 
 
 def check_format(tokenizer, config: PRMConfig, where: str) -> None:
     """A clear error, naming `where`, when the tokenizer cannot render the PRM's format."""
     if config.prompt_template == "chat" and not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"{where}: the PRM config asks for the chat template (prompt_template 'chat') but the "
-                         "tokenizer has none; add one to the tokenizer or set a prompt_template with '{question}'")
+        raise ValueError(
+            f"{where}: the PRM config asks for the chat template (prompt_template 'chat') but the "
+            "tokenizer has none; add one to the tokenizer or set a prompt_template with '{question}'"
+        )
     if config.head == "value":
         try:
             conversation_parts(tokenizer, config, "?")
@@ -87,8 +90,9 @@ def step_text(config: PRMConfig, step: str, index: int) -> str:
     return (config.step_join if index else "") + step.strip() + config.step_tag
 
 
-def encode_path(tokenizer, config: PRMConfig, question: str, steps: list[str] | tuple[str, ...],
-                max_len: int | None = None) -> EncodedPath:
+def encode_path(
+    tokenizer, config: PRMConfig, question: str, steps: list[str] | tuple[str, ...], max_len: int | None = None
+) -> EncodedPath:
     """A tag head's token ids of the whole path and the read-out position of every step (cut to `max_len`)."""
     chat = config.prompt_template == "chat"
     ids = tokenizer.encode(prompt_text(tokenizer, config, question), add_special_tokens=not chat)
@@ -100,8 +104,14 @@ def encode_path(tokenizer, config: PRMConfig, question: str, steps: list[str] | 
     return path.fit(max_len, repr(question[:40])) if max_len else path
 
 
-def encode_values(tokenizer, config: PRMConfig, question: str, steps: list[str] | tuple[str, ...], start: int = 0,
-                  max_len: int | None = None) -> list[EncodedPath]:
+def encode_values(
+    tokenizer,
+    config: PRMConfig,
+    question: str,
+    steps: list[str] | tuple[str, ...],
+    start: int = 0,
+    max_len: int | None = None,
+) -> list[EncodedPath]:
     """The value head's sequences for steps[start:], one per step, each read at its last token; a sequence
     longer than `max_len` and all after it are left out (their steps get value 0)."""
     before, after = conversation_parts(tokenizer, config, question)
@@ -117,8 +127,14 @@ def encode_values(tokenizer, config: PRMConfig, question: str, steps: list[str] 
     return out
 
 
-def encode_reads(tokenizer, config: PRMConfig, question: str, steps: list[str] | tuple[str, ...], start: int = 0,
-                 max_len: int | None = None) -> list[EncodedPath]:
+def encode_reads(
+    tokenizer,
+    config: PRMConfig,
+    question: str,
+    steps: list[str] | tuple[str, ...],
+    start: int = 0,
+    max_len: int | None = None,
+) -> list[EncodedPath]:
     """The sequences any backend runs to read the values of steps[start:], in step order."""
     if config.head == "value":
         return encode_values(tokenizer, config, question, steps, start, max_len)

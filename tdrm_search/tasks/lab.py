@@ -11,7 +11,8 @@ Its solution is one operation per step, steps joined by the step delimiter "\\n\
 
 A step is correct only if it applies the day's operation, with the problem's operand, to the running
 value carried from the previous step, and its arithmetic is right; the final line must state the final
-value. (Numbering the days lets a two-layer model find each day's operand by lookup.) Running values stay in [0, MAX_VALUE] and a multiplication never follows a multiplication.
+value. (Numbering the days lets a two-layer model find each day's operand by lookup.) Running values stay in
+[0, MAX_VALUE] and a multiplication never follows a multiplication.
 
 Held-out convention: evaluation uses seeds below TRAIN_SEED_BASE; training uses seeds from
 TRAIN_SEED_BASE upwards (`train_seed`), so training and evaluation draw from disjoint seed streams.
