@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 
-from tdrm_search.tasks.lab import problem_from_dict, problem_to_dict
 from tdrm_search.types import Problem
 
 
@@ -59,7 +58,7 @@ class Rollout:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "problem": problem_to_dict(self.problem),
+            "problem": self.problem.to_dict(),
             "steps": self.steps,
             "step_tokens": self.step_tokens,
             "outcome": self.outcome,
@@ -72,7 +71,7 @@ class Rollout:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Rollout:
         return cls(
-            problem=problem_from_dict(d["problem"]),
+            problem=Problem.from_dict(d["problem"]),
             steps=list(d["steps"]),
             step_tokens=list(d["step_tokens"]),
             outcome=bool(d["outcome"]),

@@ -158,7 +158,7 @@ def load_lab(path: str | Path | None = None, limit: int | None = None, seed: int
 
     if path is None:
         return list(lab.generate_problems(100 if limit is None else limit, seed))
-    return _convert(read_jsonl(path), lambda row, _: lab.problem_from_dict(row), str(path))
+    return _convert(read_jsonl(path), lambda row, _: Problem.from_dict(row), str(path))
 
 
 def load_dataset(

@@ -17,6 +17,15 @@ class Problem:
     id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (one JSONL row)."""
+        return {"id": self.id, "question": self.question, "answer": self.answer, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Problem:
+        """The inverse of `to_dict`."""
+        return cls(question=d["question"], answer=d.get("answer"), id=d.get("id"), meta=dict(d.get("meta") or {}))
+
 
 @dataclass
 class Trajectory:

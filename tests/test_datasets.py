@@ -96,7 +96,7 @@ def test_lab_generated_and_from_file(tmp_path):
 
     generated = load_dataset("lab", limit=4, seed=3)
     assert generated == lab.generate_problems(4, 3)
-    path = _write(tmp_path / "lab.jsonl", [json.dumps(lab.problem_to_dict(p)) for p in generated])
+    path = _write(tmp_path / "lab.jsonl", [json.dumps(p.to_dict()) for p in generated])
     assert load_dataset("lab", path) == generated
 
 

@@ -11,8 +11,6 @@ from tdrm_search.tasks.lab import (
     first_error,
     generate_problems,
     grade,
-    problem_from_dict,
-    problem_to_dict,
     reference_solution,
     step_labels,
     train_seed,
@@ -101,8 +99,8 @@ def test_early_answer_extra_steps_and_garbage_are_wrong():
 
 def test_jsonl_round_trip():
     for p in generate_problems(5, seed=1):
-        row = json.loads(json.dumps(problem_to_dict(p)))
-        q = problem_from_dict(row)
+        row = json.loads(json.dumps(p.to_dict()))
+        q = Problem.from_dict(row)
         assert q == p
         assert step_labels(q, reference_solution(q).split(STEP_DELIMITER)) == step_labels(
             p, reference_solution(p).split(STEP_DELIMITER)

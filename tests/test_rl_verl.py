@@ -20,7 +20,7 @@ import torch
 from rl_bridge.reward import RewardConfig, RewardFunction
 from rl_bridge.verl import TDRMRewardManager, compute_score
 from tdrm_search.prms.oracle import OraclePRM
-from tdrm_search.tasks.lab import generate_problems, problem_to_dict, reference_solution
+from tdrm_search.tasks.lab import generate_problems, reference_solution
 
 PAD = 0
 
@@ -76,7 +76,7 @@ def lab_batch():
     problems = generate_problems(3, seed=11)
     responses = [reference_solution(problems[0]), "3 + 4 = 7\n\nThe answer is 7.", ""]
     prompts = [f"Q: {p.question}\nA:\n" for p in problems]
-    return problems, responses, make_batch(CharTokenizer(), prompts, responses, [problem_to_dict(p) for p in problems])
+    return problems, responses, make_batch(CharTokenizer(), prompts, responses, [p.to_dict() for p in problems])
 
 
 def test_compute_score_has_verls_signature_and_returns_score_dict():

@@ -145,13 +145,3 @@ def grade(problem: Problem, solution_text: str) -> bool:
         return answer is not None and int(answer) == int(problem.answer or "")
     except ValueError:
         return False
-
-
-def problem_to_dict(problem: Problem) -> dict[str, Any]:
-    """A JSON-serialisable dict (one JSONL row)."""
-    return {"id": problem.id, "question": problem.question, "answer": problem.answer, "meta": problem.meta}
-
-
-def problem_from_dict(d: dict[str, Any]) -> Problem:
-    """The inverse of `problem_to_dict`."""
-    return Problem(question=d["question"], answer=d.get("answer"), id=d.get("id"), meta=dict(d.get("meta") or {}))
