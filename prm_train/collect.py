@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from prm_train.data import Rollout
 from tdrm_search import grading
 from tdrm_search.policies.base import Policy, SampleRequest
-from tdrm_search.scheduler import split_steps
+from tdrm_search.steps import split_steps
 from tdrm_search.tasks import lab
 from tdrm_search.types import Problem
 
@@ -57,18 +57,12 @@ def default_labeler(problem: Problem) -> Labeler | None:
     return lab.step_labels if is_lab(problem) else None
 
 
-def cut_steps(token_ids: list[int], decode: Callable[[list[int]], str], delimiter: str) -> list[list[int]]:
-    """Step token ids as the engine splits them: blank pieces join the previous step, and the solution ends
-    at the first step that states an answer."""
-    steps: list[list[int]] = []
-    for piece in split_steps(token_ids, decode, delimiter):
-        if steps and not decode(piece).strip():
-            steps[-1] = steps[-1] + piece
-            continue
-        steps.append(piece)
-        if grading.extract_answer(decode(piece)) is not None:
-            break
-    return [s for s in steps if decode(s).strip()]
+def solution_steps(token_ids: list[int], decode: Callable[[list[int]], str], delimiter: str) -> list[list[int]]:
+    """A rollout's steps as search cuts them (`split_steps`), ending at the first step that states an answer;
+    none for a blank sample."""
+    steps = split_steps(token_ids, decode, delimiter)
+    end = next((i + 1 for i, s in enumerate(steps) if grading.extract_answer(decode(s)) is not None), len(steps))
+    return steps[:end] if "".join(decode(s) for s in steps[:end]).strip() else []
 
 
 class Collector:
@@ -108,7 +102,7 @@ def collect(
     for i, per_problem in enumerate(samples):
         for ids in per_problem:
             c.stats.rollout_tokens += len(ids)
-            steps = cut_steps(ids, decode, cfg.delimiter)
+            steps = solution_steps(ids, decode, cfg.delimiter)
             if steps:
                 drafts.append((i, steps))
             else:

@@ -24,7 +24,7 @@ from typing import Any
 from tdrm_search.aggregate import AGGREGATIONS, aggregate
 from tdrm_search.grading import extract_answer, grade
 from tdrm_search.prms.base import PRM, ScoreOutput, ScoreRequest, check_scores
-from tdrm_search.scheduler import split_steps
+from tdrm_search.steps import split_steps, split_text
 from tdrm_search.types import Problem
 
 log = logging.getLogger(__name__)
@@ -139,25 +139,6 @@ class Steps:
     token_ends: list[int] | None
 
 
-def _merge_blank(pieces: list[Any], texts: list[str]) -> tuple[list[Any], list[str]]:
-    """Fold white-space-only pieces into the piece before them (a run of delimiters is one step end)."""
-    out_pieces: list[Any] = []
-    out_texts: list[str] = []
-    for piece, text in zip(pieces, texts, strict=True):
-        if out_texts and not text.strip():
-            out_pieces[-1] = out_pieces[-1] + piece
-            out_texts[-1] += text
-        else:
-            out_pieces.append(piece)
-            out_texts.append(text)
-    if out_texts and not out_texts[0].strip():  # leading blank: no step at all when nothing else
-        if len(out_texts) == 1:
-            return [], []
-        out_pieces[1], out_texts[1] = out_pieces[0] + out_pieces[1], out_texts[0] + out_texts[1]
-        out_pieces, out_texts = out_pieces[1:], out_texts[1:]
-    return out_pieces, out_texts
-
-
 def _cumulative_ends(lengths: list[int]) -> list[int]:
     ends, total = [], 0
     for n in lengths:
@@ -176,11 +157,13 @@ def split_completion(
     and, given token ids and a decode function, in tokens. Blank text gives no step."""
     if completion_ids is not None and decode is not None:
         pieces = split_steps(list(completion_ids), decode, delimiter)
-        pieces, texts = _merge_blank(pieces, [decode(p) for p in pieces])
-        return Steps(texts, _cumulative_ends([len(t) for t in texts]), _cumulative_ends([len(p) for p in pieces]))
-    texts = [t for t in re.split(f"(?<={re.escape(delimiter)})", completion) if t]
-    _, texts = _merge_blank(texts, texts)
-    return Steps(texts, _cumulative_ends([len(t) for t in texts]), None)
+        texts = [decode(p) for p in pieces]
+    else:
+        pieces, texts = None, split_text(completion, delimiter)
+    if not "".join(texts).strip():  # blank text: nothing to reward step by step
+        return Steps([], [], [] if pieces is not None else None)
+    token_ends = _cumulative_ends([len(p) for p in pieces]) if pieces is not None else None
+    return Steps(texts, _cumulative_ends([len(t) for t in texts]), token_ends)
 
 
 def question_from_prompt(prompt: str, template: str | None) -> str:

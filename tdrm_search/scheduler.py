@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from tdrm_search.config import SearchConfig
 from tdrm_search.grading import extract_answer
 from tdrm_search.policies.base import Policy, Sample, SampleRequest
 from tdrm_search.prms.base import PRM, ScoreRequest, check_scores
+from tdrm_search.steps import split_steps
 from tdrm_search.tree import Tree
 
 STAT_KEYS = (
@@ -41,28 +41,6 @@ class Job:
     tree: Tree
     expand: Expand
     stats: Counter  # the tree's counters, shared by all its jobs
-
-
-def split_steps(token_ids: list[int], decode: Callable[[list[int]], str], delimiter: str) -> list[list[int]]:
-    """Cut generated ids after each token that completes a delimiter, so steps stay aligned with token ids."""
-    if single_step(token_ids, decode, delimiter):
-        return [token_ids] if token_ids else []
-    window = max(8, len(delimiter))
-    pieces, start = [], 0
-    for i in range(len(token_ids)):
-        if delimiter in decode(token_ids[max(start, i + 1 - window) : i + 1]):
-            pieces.append(token_ids[start : i + 1])
-            start = i + 1
-    if start < len(token_ids):
-        pieces.append(token_ids[start:])
-    return pieces
-
-
-def single_step(token_ids: list[int], decode: Callable[[list[int]], str], delimiter: str) -> bool:
-    """True when `split_steps` would return the ids whole (the usual one-step sample), found with two decodes."""
-    text = decode(token_ids)
-    count = text.count(delimiter)
-    return count == 0 or (count == 1 and text.endswith(delimiter) and delimiter not in decode(token_ids[:-1]))
 
 
 def per_tree(jobs) -> list[Counter]:

@@ -5,7 +5,6 @@ import math
 import pytest
 
 from tdrm_search.aggregate import aggregate, select
-from tdrm_search.scheduler import split_steps
 from tdrm_search.types import Trajectory
 
 
@@ -42,11 +41,3 @@ def test_votes_ignore_spacing_and_trailing_period_and_missing_answers():
     assert select([], "argmax") is None
     with pytest.raises(ValueError, match="unknown selection"):
         select(cands, "vote")
-
-
-def test_split_steps_cuts_after_the_token_that_completes_the_delimiter():
-    vocab = {1: "7 + 5", 2: " = 12", 3: "\n", 4: "\n", 5: "The answer", 6: " is 12.", 7: ".\n\nX"}
-    decode = lambda ids: "".join(vocab[i] for i in ids)  # noqa: E731
-    assert split_steps([1, 2, 3, 4, 5, 6], decode, "\n\n") == [[1, 2, 3, 4], [5, 6]]
-    assert split_steps([1, 7, 6], decode, "\n\n") == [[1, 7], [6]]
-    assert split_steps([], decode, "\n\n") == []
