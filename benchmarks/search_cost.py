@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from tdrm_search.tree import distinct_paths
+from tdrm_search.baselines.one_call_per_node import FullPathRescoring, OneCallPerNode
+from tdrm_search.cost import prm_tree_tokens
 
 RESULTS = Path(__file__).parent / "results"
 STEPS: list = []  # the policy engine's StepCounter, once main has built it
@@ -88,123 +89,6 @@ def make_prm(spec: str, model: str, llm):
     return load_prm(spec)
 
 
-class OneCallPerNode:
-    """The paper's generation: every expanded node is its own `LLM.generate` call on a text prompt."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    def __getattr__(self, name):
-        return getattr(self.policy, name)
-
-    def generate(self, requests, seed):
-        from tdrm_search.policies.base import GenerateOutput
-
-        samples, prompt, cached = [], [], []
-        for i, request in enumerate(requests):
-            text = self.policy.tokenizer.decode(list(request.prefix), skip_special_tokens=False)
-            new, sent, hit = generate_text(self.policy, text, request, seed + i)
-            samples.append(new)
-            prompt.append(sent)
-            cached.append(hit)
-        return GenerateOutput(samples, prompt, cached)
-
-
-def generate_text(policy, text: str, request, seed: int):
-    """One text-prompt call for one node: its samples, prompt tokens and cached prompt tokens."""
-    import torch
-
-    from tdrm_search.policies.base import Sample
-    from tdrm_search.policies.vllm import finish_reason, sampling_params
-
-    torch.manual_seed(seed)
-    params = sampling_params(request)
-    runs = 1 if request.temperature == 0 else request.n  # one prompt per sample, counted as the engine ran them
-    outs = policy.llm.generate([text] * runs, params, use_tqdm=False)
-    samples = [Sample(list(o.token_ids), o.text, finish_reason(o)) for out in outs for o in out.outputs]
-    samples = samples * request.n if len(samples) < request.n else samples
-    return samples, sum(len(o.prompt_token_ids) for o in outs), sum(o.num_cached_tokens or 0 for o in outs)
-
-
-class FullPathRescoring:
-    """The paper's scoring: each path re-encoded and run whole, one sequence per call, no prefix-cache reads.
-    The beam needs only the newest step's value, which is read at the path's last tag."""
-
-    def __init__(self, prm):
-        self.prm = prm
-
-    def score(self, requests):
-        from tdrm_search.prms.base import ScoreOutput
-
-        if not hasattr(self.prm, "llm"):
-            return (
-                ScoreOutput(*zip(*[self.one_free(r) for r in requests], strict=True))
-                if requests
-                else ScoreOutput([], [], [])
-            )
-        outs = [self.one(r) for r in requests]
-        return ScoreOutput([o[0] for o in outs], [o[1] for o in outs], [o[2] for o in outs])
-
-    def one_free(self, request):
-        """A PRM without a model (the oracle): rescore the whole path, keep the new values."""
-        from dataclasses import replace
-
-        out = self.prm.score([replace(request, start=0)])
-        return out.scores[0][request.start :], 0, 0
-
-    def one(self, request):
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        from tdrm_search.prms.encoding import encode_path
-
-        if len(request.steps) - request.start != 1:
-            raise ValueError("the baseline scores one new step per path (step-wise search)")
-        prm = self.prm
-        path = encode_path(prm.tokenizer, prm.config, request.problem.question, request.steps)
-        params = SamplingParams(
-            max_tokens=1, temperature=0.0, logprob_token_ids=[prm.good, prm.bad], skip_reading_prefix_cache=True
-        )
-        (out,) = prm.llm.generate([TokensPrompt(prompt_token_ids=path.ids)], params, use_tqdm=False)
-        logprobs = out.outputs[0].logprobs[0]
-        good, bad = math.exp(logprobs[prm.good].logprob), math.exp(logprobs[prm.bad].logprob)
-        return [good / (good + bad) if good + bad > 0 else 0.5], len(path.ids), out.num_cached_tokens or 0
-
-
-def prm_unique_tokens(prm, result) -> int:
-    """Distinct tokens of the tree in the PRM's encoding: its prompt once plus the last step of every distinct
-    path once (siblings that sampled the same text are one path, and the engine scores them once)."""
-    from tdrm_search.prms.encoding import prompt_text, step_text
-
-    if not hasattr(prm, "tokenizer"):
-        return 0
-    chat = prm.config.prompt_template == "chat"
-    total = len(
-        prm.tokenizer.encode(
-            prompt_text(prm.tokenizer, prm.config, result.problem.question), add_special_tokens=not chat
-        )
-    )
-    for steps in distinct_paths(result.tree):
-        total += len(prm.tokenizer.encode(step_text(prm.config, steps[-1], len(steps) - 1), add_special_tokens=False))
-    return total
-
-
-def prm_token_trie(prm, result) -> int:
-    """Tokens in the trie of every distinct path's PRM encoding: what remains when siblings' common leading
-    tokens (same words, different number) are counted once too, the floor for a token-granular cache."""
-    from tdrm_search.prms.encoding import encode_path
-
-    root: dict = {}
-    size = 0
-    for steps in distinct_paths(result.tree):
-        node = root
-        for token in encode_path(prm.tokenizer, prm.config, result.problem.question, steps).ids:
-            if token not in node:
-                node[token], size = {}, size + 1
-            node = node[token]
-    return size
-
-
 def summarize(name: str, n: int, results, prm, started_rss: float) -> dict:
     """Totals over problems; round times are shared by every tree of a round, so they are taken once."""
     total = {
@@ -223,7 +107,7 @@ def summarize(name: str, n: int, results, prm, started_rss: float) -> dict:
     wall = results[0].stats["wall_s"]
     gen_s = max(r.stats["generate_s"] for r in results)
     score_s = max(r.stats["score_s"] for r in results)
-    prm_unique = sum(prm_unique_tokens(prm, r) for r in results)
+    prm_unique = sum(prm_tree_tokens(prm, r)[0] for r in results)
     graded = [r.correct for r in results if r.correct is not None]
     return {
         "run": name,
@@ -459,7 +343,7 @@ def hf_child(args) -> None:
         k: sum(r.stats[k] for r in results)
         for k in ("prompt_tokens", "cached_prompt_tokens", "unique_tree_tokens", "prm_tokens", "prm_cached_tokens")
     }
-    prm_unique = sum(prm_unique_tokens(prm, r) for r in results)
+    prm_unique = sum(prm_tree_tokens(prm, r)[0] for r in results)
     prm_computed = total["prm_tokens"] - total["prm_cached_tokens"]
     print(
         json.dumps(
@@ -470,7 +354,7 @@ def hf_child(args) -> None:
                 "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"])
                 / total["unique_tree_tokens"],
                 "prm_prefill_vs_unique": prm_computed / prm_unique if prm_unique else None,
-                "prm_prefill_vs_token_trie": prm_computed / sum(prm_token_trie(prm, r) for r in results)
+                "prm_prefill_vs_token_trie": prm_computed / sum(prm_tree_tokens(prm, r)[1] for r in results)
                 if prm_unique
                 else None,
                 "n": args.ns[0],

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from tdrm_search import search_batch
 from tdrm_search.baselines.full_sequence_prm import FullSequencePRM
+from tdrm_search.cost import prm_tree_tokens
 from tdrm_search.loading import LAB_POLICY
-from tdrm_search.prms.encoding import common_length, conversation_parts, encode_values
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.prms.vllm import VLLMPRM
 from tdrm_search.tasks.lab import generate_problems
-from tdrm_search.tree import distinct_paths
 
 RESULTS = Path(__file__).parent / "results"
 COLUMNS = [
@@ -42,29 +41,6 @@ COLUMNS = [
     "score_s",
     "wall_s",
 ]
-
-
-def value_token_counts(prm, result) -> tuple[int, int]:
-    """(unique, trie) tokens of a search tree in the value head's encoding. Unique: the conversation before the
-    first step once, plus each distinct path's tokens past its parent's shared conversation (its step and its
-    end-of-turn). Trie: every scored sequence's tokens with common leading tokens counted once (a token-granular
-    cache's floor)."""
-    question = result.problem.question
-    before = prm.tokenizer(conversation_parts(prm.tokenizer, prm.config, question)[0])["input_ids"]
-    paths = distinct_paths(result.tree)
-    rows = {steps: encode_values(prm.tokenizer, prm.config, question, steps, len(steps) - 1)[0] for steps in paths}
-    unique = common_length([before, next(iter(rows.values())).ids])
-    root: dict = {}
-    trie = 0
-    for steps, row in rows.items():
-        parent = rows[steps[:-1]].shared if len(steps) > 1 else common_length([before, row.ids])
-        unique += len(row.ids) - parent
-        node = root
-        for token in row.ids:
-            if token not in node:
-                node[token], trie = {}, trie + 1
-            node = node[token]
-    return unique, trie
 
 
 def run(name: str, problems, policy, scorer, prm, n: int, args) -> dict:
@@ -86,7 +62,7 @@ def run(name: str, problems, policy, scorer, prm, n: int, args) -> dict:
     wall = time.perf_counter() - started
     given = sum(r.stats["prm_tokens"] for r in results)
     cached = sum(r.stats["prm_cached_tokens"] for r in results)
-    counts = [value_token_counts(prm, r) for r in results]
+    counts = [prm_tree_tokens(prm, r) for r in results]
     unique, trie = sum(c[0] for c in counts), sum(c[1] for c in counts)
     row = {
         "run": name,

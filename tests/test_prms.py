@@ -82,26 +82,16 @@ def test_external_prm_config_on_a_real_pretrained_model(tmp_path):
 def qwen_prm_dir(tmp_path_factory):
     """A random-weight model in Qwen2.5-Math-PRM's layout (Qwen2 backbone + 2-layer score head), lab tokenizer."""
     import torch
+    from conftest import tiny_config
     from safetensors.torch import save_file
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2Model
+    from transformers import AutoTokenizer, Qwen2Model
 
     from tdrm_search.loading import LAB_POLICY
     from tdrm_search.prms.qwen_prm import ARCHITECTURE
 
     folder = tmp_path_factory.mktemp("qwen-prm")
     tokenizer = AutoTokenizer.from_pretrained(LAB_POLICY)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=False,
-        num_labels=2,
-        architectures=[ARCHITECTURE],
-    )
+    config = tiny_config(len(tokenizer), tie_word_embeddings=False, num_labels=2, architectures=[ARCHITECTURE])
     torch.manual_seed(0)
     score = torch.nn.Sequential(torch.nn.Linear(128, 128), torch.nn.ReLU(), torch.nn.Linear(128, 2))
     weights = {f"model.{k}": v for k, v in Qwen2Model(config).state_dict().items()}

@@ -1,30 +1,23 @@
 """Correctness guards behind benchmarks/search_cost.py (not timings): caching changes no choice, the counters
-add up, and the benchmark's one-call-per-node baseline is the same search as the engine's."""
+add up, the one-call-per-node baseline (tdrm_search/baselines) is the same search as the engine's, and the
+tree-token counts the ratios divide by are what they say."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
 from tdrm_search import search_batch
+from tdrm_search.baselines.one_call_per_node import FullPathRescoring, OneCallPerNode
+from tdrm_search.cost import prm_tree_tokens
 from tdrm_search.loading import LAB_POLICY
 from tdrm_search.prms.encoding import encode_path
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.tasks.lab import generate_problems
+from tdrm_search.tree import distinct_paths
 
 pytestmark = pytest.mark.vllm
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "search_cost.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("search_cost", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -74,11 +67,11 @@ def test_vllm_counts_each_sample_it_ran(vllm_lab_policy, lab_problems):
     assert out.cached_prompt_tokens[0] >= 3 * (len(prefix) // 32 * 32)  # the later samples read the first's blocks
 
 
-def test_baseline_counts_full_paths_and_never_reads_the_cache(bench, vllm_lab_policy, vllm_random_prm, lab_problems):
+def test_baseline_counts_full_paths_and_never_reads_the_cache(vllm_lab_policy, vllm_random_prm, lab_problems):
     results = search_batch(
         lab_problems[:2],
-        bench.OneCallPerNode(vllm_lab_policy),
-        bench.FullPathRescoring(vllm_random_prm),
+        OneCallPerNode(vllm_lab_policy),
+        FullPathRescoring(vllm_random_prm),
         method="beam",
         n=4,
         beam_width=2,
@@ -88,21 +81,21 @@ def test_baseline_counts_full_paths_and_never_reads_the_cache(bench, vllm_lab_po
         assert r.stats["prm_cached_tokens"] == 0
         assert r.stats["generate_calls"] >= 1
         # one full path per distinct node: the whole encoding, every time
-        paths = bench.distinct_paths(r.tree)
+        paths = distinct_paths(r.tree)
         assert r.stats["prm_tokens"] == sum(
             len(encode_path(vllm_random_prm.tokenizer, vllm_random_prm.config, r.problem.question, list(p)).ids)
             for p in paths
         )
-        assert r.stats["prm_tokens"] > bench.prm_unique_tokens(vllm_random_prm, r)
+        assert r.stats["prm_tokens"] > prm_tree_tokens(vllm_random_prm, r)[0]
 
 
-def test_baseline_and_engine_reach_the_same_accuracy(bench, vllm_lab_policy):
+def test_baseline_and_engine_reach_the_same_accuracy(vllm_lab_policy):
     """Same beam, same oracle, different call pattern (so different samples): equal within sampling noise."""
     problems = generate_problems(24, seed=3)
     accuracy = []
     for policy, prm in (
         (vllm_lab_policy, OraclePRM()),
-        (bench.OneCallPerNode(vllm_lab_policy), bench.FullPathRescoring(OraclePRM())),
+        (OneCallPerNode(vllm_lab_policy), FullPathRescoring(OraclePRM())),
     ):
         results = search_batch(problems, policy, prm, method="beam", n=4, beam_width=2, seed=1)
         accuracy.append(sum(r.correct for r in results) / len(results))

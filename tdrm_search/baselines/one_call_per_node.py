@@ -1,0 +1,90 @@
+"""The paper's way of running a step-wise search on vLLM, as the search-cost benchmark compares against it: every
+expanded node its own `LLM.generate` call on a text prompt, and every path re-encoded and scored whole with no
+prefix-cache reads. Both wrap the engine's own policy and PRM, so the search they run is the engine's."""
+
+from __future__ import annotations
+
+import math
+
+
+class OneCallPerNode:
+    """The paper's generation: every expanded node is its own `LLM.generate` call on a text prompt."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def generate(self, requests, seed):
+        from tdrm_search.policies.base import GenerateOutput
+
+        samples, prompt, cached = [], [], []
+        for i, request in enumerate(requests):
+            text = self.policy.tokenizer.decode(list(request.prefix), skip_special_tokens=False)
+            new, sent, hit = generate_text(self.policy, text, request, seed + i)
+            samples.append(new)
+            prompt.append(sent)
+            cached.append(hit)
+        return GenerateOutput(samples, prompt, cached)
+
+
+def generate_text(policy, text: str, request, seed: int):
+    """One text-prompt call for one node: its samples, prompt tokens and cached prompt tokens."""
+    import torch
+
+    from tdrm_search.policies.base import Sample
+    from tdrm_search.policies.vllm import finish_reason, sampling_params
+
+    torch.manual_seed(seed)
+    params = sampling_params(request)
+    runs = 1 if request.temperature == 0 else request.n  # one prompt per sample, counted as the engine ran them
+    outs = policy.llm.generate([text] * runs, params, use_tqdm=False)
+    samples = [Sample(list(o.token_ids), o.text, finish_reason(o)) for out in outs for o in out.outputs]
+    samples = samples * request.n if len(samples) < request.n else samples
+    return samples, sum(len(o.prompt_token_ids) for o in outs), sum(o.num_cached_tokens or 0 for o in outs)
+
+
+class FullPathRescoring:
+    """The paper's scoring: each path re-encoded and run whole, one sequence per call, no prefix-cache reads.
+    The beam needs only the newest step's value, which is read at the path's last tag."""
+
+    def __init__(self, prm):
+        self.prm = prm
+
+    def score(self, requests):
+        from tdrm_search.prms.base import ScoreOutput
+
+        if not hasattr(self.prm, "llm"):
+            return (
+                ScoreOutput(*zip(*[self.one_free(r) for r in requests], strict=True))
+                if requests
+                else ScoreOutput([], [], [])
+            )
+        outs = [self.one(r) for r in requests]
+        return ScoreOutput([o[0] for o in outs], [o[1] for o in outs], [o[2] for o in outs])
+
+    def one_free(self, request):
+        """A PRM without a model (the oracle): rescore the whole path, keep the new values."""
+        from dataclasses import replace
+
+        out = self.prm.score([replace(request, start=0)])
+        return out.scores[0][request.start :], 0, 0
+
+    def one(self, request):
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from tdrm_search.prms.encoding import encode_path
+
+        if len(request.steps) - request.start != 1:
+            raise ValueError("the baseline scores one new step per path (step-wise search)")
+        prm = self.prm
+        path = encode_path(prm.tokenizer, prm.config, request.problem.question, request.steps)
+        params = SamplingParams(
+            max_tokens=1, temperature=0.0, logprob_token_ids=[prm.good, prm.bad], skip_reading_prefix_cache=True
+        )
+        (out,) = prm.llm.generate([TokensPrompt(prompt_token_ids=path.ids)], params, use_tqdm=False)
+        logprobs = out.outputs[0].logprobs[0]
+        good, bad = math.exp(logprobs[prm.good].logprob), math.exp(logprobs[prm.bad].logprob)
+        return [good / (good + bad) if good + bad > 0 else 0.5], len(path.ids), out.num_cached_tokens or 0
