@@ -67,17 +67,17 @@ class RewardConfig:
     `drop_answer_step` to mix. `grade_timeout_s` bounds each answer comparison (None: in-thread, bounded
     only by the grader's input guard)."""
 
-    mode: str = "mix"
-    correct: float = 1.0
-    incorrect: float = 0.0
-    weight: float = 0.2
-    aggregation: str = "last"
-    drop_answer_step: bool = False
-    eta: float = 0.5
-    scale: float = 1.0
-    delimiter: str = "\n\n"
-    grade_timeout_s: float | None = 5.0
-    grade_workers: int = 4
+    mode: str = field(default="mix", metadata={"choices": MODES, "help": "how the reward is computed"})
+    correct: float = field(default=1.0, metadata={"help": "success reward of a right answer"})
+    incorrect: float = field(default=0.0, metadata={"help": "success reward of a wrong answer"})
+    weight: float = field(default=0.2, metadata={"help": "mix: PRM weight w"})
+    aggregation: str = field(default="last", metadata={"help": "mix: last, min, prod or mean"})
+    drop_answer_step: bool = field(default=False, metadata={"help": "mix: score the solution without its answer"})
+    eta: float = field(default=0.5, metadata={"help": "clip threshold"})
+    scale: float = field(default=1.0, metadata={"help": "clip/delta process reward scale"})
+    delimiter: str = field(default="\n\n", metadata={"help": "step delimiter"})
+    grade_timeout_s: float | None = field(default=5.0, metadata={"help": "seconds per answer comparison"})
+    grade_workers: int = field(default=4, metadata={"help": "grading worker processes"})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -35,12 +35,14 @@ class ServerConfig:
     """Limits and options. `token`: require "Authorization: Bearer <token>" when set."""
 
     token: str | None = None
-    max_body_bytes: int = 8 * 2**20
-    max_items: int = 1024
-    max_batch: int = 256
-    batch_window_s: float = 0.005
-    neutral: float = 0.0
-    prompt_template: str | None = None
+    max_body_bytes: int = field(default=8 * 2**20, metadata={"help": "largest request body accepted"})
+    max_items: int = field(default=1024, metadata={"help": "most items in one request"})
+    max_batch: int = field(default=256, metadata={"help": "most items scored in one PRM call"})
+    batch_window_s: float = field(default=0.005, metadata={"help": "how long a batch waits for more requests"})
+    neutral: float = field(default=0.0, metadata={"help": "reward of an item that cannot be scored"})
+    prompt_template: str | None = field(
+        default=None, metadata={"help": 'recover the question from prompts, e.g. "Q: {question}\\nA:\\n"'}
+    )
 
 
 class RewardRequest(BaseModel):
