@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-from prm_train.targets import KINDS, TargetSpec
+from prm_train.collect import CollectConfig
+from prm_train.config import TrainConfig
+from prm_train.targets import TargetSpec
+from tdrm_search.config_args import add_config_args, config_from_args
 
 HEAD_CONFIGS = {"lm": {"step_join": "\n\n"}, "value": {"head": "value", "step_join": "\n\n"}}  # TDRM's layout
 
@@ -26,16 +29,12 @@ def register(subparsers) -> None:
         default="train",
         help="train: the lab's training seed stream; eval: plain seed --seed",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--k", type=int, default=8)
-    p.add_argument("--mc", type=int, default=0, help="Monte-Carlo completions per non-terminal prefix")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--max-tokens", type=int, default=256)
+    add_config_args(p, CollectConfig)
     p.set_defaults(func=run_collect)
 
     p = sub.add_parser("targets", help="print or save each rollout's step targets")
     p.add_argument("rollouts", type=Path)
-    add_target_args(p)
+    add_config_args(p, TargetSpec)
     p.add_argument("--prm", type=Path, help="PRM folder whose values bootstrapped targets read")
     p.add_argument("--out", type=Path, help="JSONL of targets (default: stdout)")
     p.set_defaults(func=run_targets)
@@ -44,12 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("rollouts", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--base", default="lab", help='backbone to start from: "lab" (the lab policy) or a folder')
-    add_target_args(p)
-    p.add_argument("--rounds", type=int, default=1, help="online re-targeting rounds (bootstrapped targets)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs per round")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
+    add_config_args(p, TargetSpec)
+    add_config_args(p, TrainConfig, only=[f.name for f in dataclasses.fields(TrainConfig) if f.name != "targets"])
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     p.add_argument(
         "--head",
@@ -75,29 +70,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_export)
 
 
-def add_target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=KINDS, default="td_lambda")
-    p.add_argument("--gamma", type=float, default=1.0)
-    p.add_argument("--lam", type=float, default=0.7)
-    p.add_argument("--n-step", type=int, default=3)
-    p.add_argument("--step-reward", type=float, default=0.0)
-
-
-def target_spec(args) -> TargetSpec:
-    return TargetSpec(args.kind, args.gamma, args.lam, args.n_step, args.step_reward)
-
-
 def run_collect(args) -> int:
-    from prm_train.collect import CollectConfig, collect
+    from prm_train.collect import collect
     from prm_train.data import write_rollouts
     from tdrm_search.loading import load_policy
     from tdrm_search.tasks.lab import generate_problems, train_seed
 
     seed = train_seed(args.seed) if args.split == "train" else args.seed
     problems = generate_problems(args.problems, seed=seed)
-    cfg = CollectConfig(
-        k=args.k, temperature=args.temperature, max_tokens=args.max_tokens, mc_samples=args.mc, seed=args.seed
-    )
+    cfg = config_from_args(CollectConfig, args)
     rollouts, stats = collect(problems, load_policy(args.policy, backend=args.backend), cfg)
     write_rollouts(args.out, rollouts)
     acc = sum(r.outcome for r in rollouts) / max(1, len(rollouts))
@@ -111,7 +92,7 @@ def run_targets(args) -> int:
     from prm_train.targets import rollout_targets
     from tdrm_search.prms.hf import HFPRM
 
-    rollouts, spec = read_rollouts(args.rollouts), target_spec(args)
+    rollouts, spec = read_rollouts(args.rollouts), config_from_args(TargetSpec, args)
     values = [None] * len(rollouts)
     if spec.bootstraps:
         if args.prm is None:
@@ -130,18 +111,11 @@ def run_targets(args) -> int:
 
 def run_train(args) -> int:
     from prm_train.data import read_rollouts
-    from prm_train.train import TrainConfig, train_prm
+    from prm_train.train import train_prm
     from tdrm_search.loading import LAB_POLICY, resolve
     from tdrm_search.prms.config import PRMConfig
 
-    cfg = TrainConfig(
-        target_spec(args),
-        rounds=args.rounds,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-    )
+    cfg = config_from_args(TrainConfig, args, targets=config_from_args(TargetSpec, args))
     base = resolve(args.base, LAB_POLICY, "base model")
     config = PRMConfig(**{**HEAD_CONFIGS[args.head], **args.prm_config})
     result = train_prm(base, read_rollouts(args.rollouts), config, cfg, args.out, args.resume)

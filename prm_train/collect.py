@@ -5,7 +5,7 @@ and optionally m Monte-Carlo completions from every distinct non-terminal prefix
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
@@ -22,14 +22,16 @@ Labeler = Callable[[Problem, list[str]], list[bool]]
 
 @dataclass(frozen=True)
 class CollectConfig:
-    k: int = 8
-    temperature: float = 0.8
-    top_p: float = 1.0
-    max_tokens: int = 256
-    mc_samples: int = 0  # m completions per non-terminal prefix; 0: no MC labels
-    seed: int = 0
-    delimiter: str = "\n\n"
-    requests_per_call: int = 512
+    k: int = field(default=8, metadata={"help": "rollouts per problem"})
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    max_tokens: int = field(default=256, metadata={"help": "tokens per rollout"})
+    mc_samples: int = field(
+        default=0, metadata={"flag": "--mc", "help": "Monte-Carlo completions per non-terminal prefix (0: none)"}
+    )
+    seed: int = field(default=0, metadata={"help": "sampling seed (and, with --split eval, the problem seed)"})
+    delimiter: str = field(default="\n\n", metadata={"help": "step delimiter"})
+    requests_per_call: int = field(default=512, metadata={"help": "engine requests per generate call"})
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.mc_samples < 0 or self.max_tokens < 1:

@@ -20,7 +20,7 @@ outcome. Every target is clipped to [0, 1] after it is computed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prm_train.data import Rollout
 
@@ -108,11 +108,11 @@ def td_lambda_targets(
 class TargetSpec:
     """Which targets to train on. `step_reward` is a constant shaped reward r_t on every transition."""
 
-    kind: str = "td_lambda"
-    gamma: float = 1.0
-    lam: float = 0.7
-    n: int = 3
-    step_reward: float = 0.0
+    kind: str = field(default="td_lambda", metadata={"choices": KINDS, "help": "target kind (docs/method.md §1)"})
+    gamma: float = field(default=1.0, metadata={"help": "discount"})
+    lam: float = field(default=0.7, metadata={"help": "TD(lambda)'s lambda"})
+    n: int = field(default=3, metadata={"flag": "--n-step", "help": "n of n-step targets"})
+    step_reward: float = field(default=0.0, metadata={"help": "shaped reward r_t of every transition"})
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -8,16 +8,16 @@ bootstraps from the outcome (V(s_t) := z), i.e. starts from the discounted Monte
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from prm_train.config import TrainConfig
 from prm_train.data import Rollout
 from prm_train.export import CHECKPOINT, export
 from prm_train.model import (
@@ -31,28 +31,6 @@ from prm_train.model import (
 )
 from prm_train.targets import TargetSpec, rollout_targets
 from tdrm_search.prms.config import PRMConfig
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """`rounds` × `epochs` passes over the data; bootstrapped targets are refreshed once per round."""
-
-    targets: TargetSpec = field(default_factory=TargetSpec)
-    rounds: int = 1
-    epochs: int = 2
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    max_len: int = 512
-
-    def __post_init__(self) -> None:
-        for name in ("rounds", "epochs", "batch_size", "max_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass

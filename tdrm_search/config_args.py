@@ -1,6 +1,6 @@
 """Command-line flags generated from config dataclasses, so each default and help text lives once: on the field
 (`field(default=..., metadata={"help": ...})`). `--field-name` per field; booleans are switches, `X | None` fields
-take "none"; a field's metadata may add `choices`."""
+take "none"; a field's metadata may add `choices` and name its `flag`."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, only: Iterable[s
         if only is not None and f.name not in only:
             continue
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        flag, text = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
+        flag, text = f.metadata.get("flag", "--" + f.name.replace("_", "-")), f.metadata.get("help", "")
         if hints[f.name] is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
         parser.add_argument(
-            flag, type=parse_as(hints[f.name]), default=default, choices=f.metadata.get("choices"),
+            flag, dest=f.name, type=parse_as(hints[f.name]), default=default, choices=f.metadata.get("choices"),
             help=f"{text} (default: {default!r})".lstrip(),
         )  # fmt: skip
 

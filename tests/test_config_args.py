@@ -33,3 +33,48 @@ def test_bad_values_are_refused_by_the_parser_or_the_config():
         parser().parse_args(["--eta", "high"])
     with pytest.raises(ValueError, match="weight must lie in"):
         config_from_args(RewardConfig, parser().parse_args(["--weight", "2"]))
+
+
+def test_prm_train_flags_build_the_train_config():
+    from prm_train.config import TrainConfig
+    from prm_train.targets import TargetSpec
+    from tdrm_search.cli import build_parser
+
+    flags = [
+        "prm",
+        "train",
+        "r.jsonl",
+        "--out",
+        "o",
+        "--kind",
+        "nstep",
+        "--n-step",
+        "2",
+        "--lr",
+        "1e-3",
+        "--epochs",
+        "1",
+    ]
+    args = build_parser().parse_args(flags)
+    cfg = config_from_args(TrainConfig, args, targets=config_from_args(TargetSpec, args))
+    assert cfg == TrainConfig(TargetSpec("nstep", n=2), lr=1e-3, epochs=1)
+
+
+def test_prm_train_value_head_from_the_command_line(tmp_path):
+    """`tdrm prm train --head value` as a user runs it: a folder the engine loads, scoring every step."""
+    from test_cli import tdrm
+    from test_prm_model import lab_rollouts
+
+    from prm_train.data import write_rollouts
+    from tdrm_search.loading import load_prm
+    from tdrm_search.prms.base import ScoreRequest
+
+    rollouts = lab_rollouts(6)
+    write_rollouts(tmp_path / "r.jsonl", rollouts)
+    out = tdrm("prm", "train", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "prm"), "--head", "value",
+               "--kind", "td0", "--rounds", "2", "--epochs", "1", "--batch-size", "3")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    scores = load_prm(str(tmp_path / "prm"), backend="hf").score(
+        [ScoreRequest(rollouts[0].problem, tuple(rollouts[0].steps))]
+    )
+    assert len(scores.scores[0]) == len(rollouts[0].steps)
