@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from rl_bridge.reward import RewardConfig
-from rl_bridge.server import ServerConfig
+from rl_bridge.server_config import ServerConfig
 from tdrm_search.config_args import add_config_args, config_from_args
 
 TOKEN_ENV = "TDRM_REWARD_TOKEN"

@@ -102,3 +102,16 @@ PRESETS: dict[str, PRMConfig] = {
         aggregation="last",
     ),
 }
+
+
+def check_value_model(folder: str | Path) -> None:
+    """A 'value' head needs a *ForSequenceClassification folder with one label; a clear error otherwise."""
+    from transformers import AutoConfig
+
+    model_config = AutoConfig.from_pretrained(folder)
+    architectures = model_config.architectures or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures) or model_config.num_labels != 1:
+        raise ValueError(
+            f"{folder}: a 'value' PRM head needs a *ForSequenceClassification model with num_labels=1; its "
+            f"config.json has architectures {architectures} and num_labels={model_config.num_labels}"
+        )

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -17,7 +16,7 @@ from transformers import (
 
 from tdrm_search.kv_cache import KV, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
-from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.config import PRMConfig, check_value_model
 from tdrm_search.prms.encoding import (
     EncodedPath,
     check_format,
@@ -32,17 +31,6 @@ from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward
 def lm_readout(logits: torch.Tensor, good: int, bad: int) -> torch.Tensor:
     """P(good) / (P(good) + P(bad)) from LM logits at step tags."""
     return torch.softmax(logits[..., [good, bad]].float(), -1)[..., 0]
-
-
-def check_value_model(folder: str | Path) -> None:
-    """A 'value' head needs a *ForSequenceClassification folder with one label; a clear error otherwise."""
-    model_config = AutoConfig.from_pretrained(folder)
-    architectures = model_config.architectures or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures) or model_config.num_labels != 1:
-        raise ValueError(
-            f"{folder}: a 'value' PRM head needs a *ForSequenceClassification model with num_labels=1; its "
-            f"config.json has architectures {architectures} and num_labels={model_config.num_labels}"
-        )
 
 
 def load_model(folder: str | Path, config: PRMConfig, dtype: torch.dtype):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tdrm_search.policies.vllm import make_llm
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
-from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.config import PRMConfig, check_value_model
 from tdrm_search.prms.encoding import check_format, encode_reads, pad_values, single_token_id
 
 
@@ -26,8 +26,6 @@ class VLLMPRM:
                 # per-token pooling needs every token computed; the pooling runner does not use the prefix cache
                 engine_kwargs.setdefault("enable_prefix_caching", False)
             if config.head == "value":
-                from tdrm_search.prms.hf import check_value_model
-
                 check_value_model(llm)
                 engine_kwargs.setdefault("runner", "pooling")
                 engine_kwargs.setdefault("convert", "classify")
