@@ -19,7 +19,8 @@ from statistics import fmean
 
 import torch
 
-from prm_train.collect import CollectConfig, collect
+from prm_train.collect import collect
+from prm_train.config import CollectConfig
 from prm_train.data import Rollout, read_rollouts, write_rollouts
 from prm_train.evaluate import best_of_n, evaluate_prm, majority_of_n, pools_by_problem
 from prm_train.export import CHECKPOINT, TRAINING_FILE

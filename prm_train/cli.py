@@ -1,4 +1,4 @@
-"""`tdrm prm {collect,targets,train,evaluate,export}`: the PRM training pipeline from the command line."""
+"""`tdrm prm {collect,import,targets,train,evaluate,export}`: the PRM training pipeline from the command line."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from prm_train.collect import CollectConfig
-from prm_train.config import TrainConfig
+from prm_train.config import CollectConfig, TrainConfig
+from prm_train.imports import FORMATS
 from prm_train.targets import TargetSpec
 from tdrm_search.config_args import add_config_args, config_from_args
 
@@ -18,19 +18,32 @@ def register(subparsers) -> None:
     prm = subparsers.add_parser("prm", help="collect rollouts, build targets, train, evaluate and export PRMs")
     sub = prm.add_subparsers(dest="prm_command", required=True)
 
-    p = sub.add_parser("collect", help="sample K solutions per lab problem, split, grade, label (JSONL)")
+    p = sub.add_parser("collect", help="search problems with the engine and cut its trees into graded rollouts (JSONL)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--dataset",
+        default="lab",
+        metavar="NAME[=PATH]",
+        help="lab (generated), or gsm8k, math, math500 or jsonl =a local JSONL, or hf:owner/name[:config]@train",
+    )
     p.add_argument("--policy", default="lab", help='"lab" or a model folder')
-    p.add_argument("--backend", default="vllm", choices=["vllm", "hf"])
-    p.add_argument("--problems", type=int, default=100)
+    p.add_argument("--prm", default="none", help='PRM that guides beam / mcts: "none", "lab", "oracle" or a folder')
+    p.add_argument("--backend", default="vllm", choices=["vllm", "hf"], help="backend of the policy and the PRM")
+    p.add_argument("--problems", type=int, default=100, help="problems to search (the first N of a dataset)")
     p.add_argument(
         "--split",
         choices=["train", "eval"],
         default="train",
-        help="train: the lab's training seed stream; eval: plain seed --seed",
+        help="lab only: train draws from the lab's training seed stream; eval uses plain seed --seed",
     )
     add_config_args(p, CollectConfig)
     p.set_defaults(func=run_collect)
+
+    p = sub.add_parser("import", help="read step-labelled PRM data (Math-Shepherd, RLHFlow, PRM800K) as rollouts")
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", required=True, choices=sorted(FORMATS))
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=run_import)
 
     p = sub.add_parser("targets", help="print or save each rollout's step targets")
     p.add_argument("rollouts", type=Path)
@@ -70,38 +83,63 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_export)
 
 
+def collect_problems(args):
+    """The problems to collect on: the lab's seed streams, a local file, or a hub dataset's named (train) split."""
+    from tdrm_search.datasets import HF_SOURCES, load_dataset
+    from tdrm_search.tasks.lab import generate_problems, train_seed
+
+    name, _, path = args.dataset.partition("=")
+    if name == "lab" and not path:
+        return generate_problems(args.problems, seed=train_seed(args.seed) if args.split == "train" else args.seed)
+    if not path and (name in HF_SOURCES or (name.startswith("hf:") and "@" not in name)):
+        raise ValueError(
+            f"dataset {name!r} without a path is a hub test split, and training data must never come from one: pass "
+            "a local train file (e.g. gsm8k=../shared/data/gsm8k_train.jsonl) or hf:owner/name[:config]@train"
+        )
+    return load_dataset(name, path or None, limit=args.problems)
+
+
 def run_collect(args) -> int:
     from prm_train.collect import collect
     from prm_train.data import write_rollouts
-    from tdrm_search.loading import load_policy
-    from tdrm_search.tasks.lab import generate_problems, train_seed
+    from tdrm_search.loading import load_policy, load_prm
 
-    seed = train_seed(args.seed) if args.split == "train" else args.seed
-    problems = generate_problems(args.problems, seed=seed)
+    problems = collect_problems(args)
+    if not problems:
+        raise ValueError(f"dataset {args.dataset!r} gave no problems")
     cfg = config_from_args(CollectConfig, args)
-    rollouts, stats = collect(problems, load_policy(args.policy, backend=args.backend), cfg)
+    policy = load_policy(args.policy, backend=args.backend)
+    rollouts, stats = collect(problems, policy, cfg, load_prm(args.prm, backend=args.backend))
     write_rollouts(args.out, rollouts)
     acc = sum(r.outcome for r in rollouts) / max(1, len(rollouts))
-    print(f"wrote {len(rollouts)} rollouts to {args.out} (accuracy {acc:.3f}); {stats}")
+    print(f"wrote {len(rollouts)} rollouts from {stats.trees} trees to {args.out} (accuracy {acc:.3f}); {stats}")
+    return 0
+
+
+def run_import(args) -> int:
+    from prm_train.data import write_rollouts
+    from prm_train.imports import import_rollouts
+
+    rollouts = import_rollouts(args.file, args.format)
+    write_rollouts(args.out, rollouts)
+    print(f"wrote {len(rollouts)} rollouts ({sum(map(len, (r.steps for r in rollouts)))} labelled steps) to {args.out}")
     return 0
 
 
 def run_targets(args) -> int:
     from prm_train.data import read_rollouts
     from prm_train.evaluate import score_rollouts
-    from prm_train.targets import rollout_targets
+    from prm_train.targets import all_targets
     from tdrm_search.prms.hf import HFPRM
 
     rollouts, spec = read_rollouts(args.rollouts), config_from_args(TargetSpec, args)
-    values = [None] * len(rollouts)
+    values = None
     if spec.bootstraps:
-        if args.prm is None:
+        if args.prm is None and not spec.reads_tree:
             raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass --prm FOLDER")
-        values = score_rollouts(HFPRM(args.prm), rollouts)
-    lines = [
-        json.dumps({"id": r.problem.id, "targets": rollout_targets(r, spec, v)})
-        for r, v in zip(rollouts, values, strict=True)
-    ]
+        values = score_rollouts(HFPRM(args.prm), rollouts) if args.prm else None
+    targets = all_targets(rollouts, spec, values)
+    lines = [json.dumps({"id": r.problem.id, "targets": t}) for r, t in zip(rollouts, targets, strict=True)]
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
     else:

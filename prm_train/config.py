@@ -1,4 +1,5 @@
-"""The training run's configuration: plain data, light to import (the command line builds its flags from it)."""
+"""The collection and training configurations: plain data, light to import (the command line builds its flags from
+them)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from prm_train.targets import TargetSpec
+from tdrm_search.config import METHODS
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,31 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    method: str = field(default="best_of_n", metadata={"choices": METHODS, "help": "search method that builds trees"})
+    k: int = field(default=8, metadata={"help": "search budget n per problem (finished solutions per tree)"})
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    max_tokens: int = field(default=256, metadata={"help": "generated tokens per solution"})
+    mc_samples: int = field(
+        default=0, metadata={"flag": "--mc", "help": "Monte-Carlo completions per non-terminal prefix (0: none)"}
+    )
+    seed: int = field(default=0, metadata={"help": "sampling seed (and, with --split eval, the lab problem seed)"})
+    delimiter: str = field(default="\n\n", metadata={"help": "step delimiter"})
+    batch_problems: int = field(default=64, metadata={"help": "problems per search_batch call"})
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.mc_samples < 0 or self.max_tokens < 1 or self.batch_problems < 1:
+            raise ValueError(f"need k >= 1, mc_samples >= 0, max_tokens >= 1, batch_problems >= 1; got {self}")
+
+    def search_options(self) -> dict:
+        return dict(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            max_step_tokens=self.max_tokens,
+            delimiter=self.delimiter,
+        )

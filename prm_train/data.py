@@ -19,6 +19,9 @@ class Rollout:
     outcome: whether the final answer is correct (the terminal reward).
     labels: the task's exact per-step labels (True while every step so far is right), when it has a checker.
     mc_success: per step t < T, successful completions out of `mc_samples` sampled from the prefix s_t.
+    tree, nodes: for a rollout cut from a search tree, the tree's index in its collection and each step's node id
+        there (rollouts of one tree share the nodes of their common prefix), so targets can read the tree.
+    values: each step's PRM value when the tree was searched.
     """
 
     problem: Problem
@@ -29,6 +32,9 @@ class Rollout:
     labels: list[bool] | None = None
     mc_success: list[int] | None = None
     mc_samples: int = 0
+    tree: int | None = None
+    nodes: list[int] | None = None
+    values: list[float] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -46,6 +52,12 @@ class Rollout:
             raise ValueError(f"rollout of {self.name!r}: {len(self.step_tokens)} token counts for {T} steps")
         if self.labels is not None and len(self.labels) != T:
             raise ValueError(f"rollout of {self.name!r}: {len(self.labels)} labels for {T} steps")
+        for name in ("nodes", "values"):
+            got = getattr(self, name)
+            if got is not None and len(got) != T:
+                raise ValueError(f"rollout of {self.name!r}: {len(got)} {name} for {T} steps")
+        if (self.tree is None) != (self.nodes is None):
+            raise ValueError(f"rollout of {self.name!r}: a tree index needs node ids and node ids a tree index")
         if self.mc_success is not None:
             if len(self.mc_success) != T - 1:
                 raise ValueError(
@@ -66,6 +78,9 @@ class Rollout:
             "labels": self.labels,
             "mc_success": self.mc_success,
             "mc_samples": self.mc_samples,
+            "tree": self.tree,
+            "nodes": self.nodes,
+            "values": self.values,
         }
 
     @classmethod
@@ -79,6 +94,9 @@ class Rollout:
             labels=d.get("labels"),
             mc_success=d.get("mc_success"),
             mc_samples=d.get("mc_samples", 0),
+            tree=d.get("tree"),
+            nodes=d.get("nodes"),
+            values=d.get("values"),
         )
 
 

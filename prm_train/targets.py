@@ -15,17 +15,26 @@ outcome. Every target is clipped to [0, 1] after it is computed.
   TD(0)        n-step with n = 1: y_t = r_t + γ B_{t+1}
   TD(λ)        y_t = (1-λ) Σ_{n=1}^{N-1} λ^{n-1} G_t^(n) + λ^{N-1} G_t^(N),  N = T-1-t  (tail on the full return)
                computed backwards: G_t = r_t + γ [(1-λ) B_{t+1} + λ G_{t+1}],  G_{T-1} = z
+
+Over a search tree (rollouts cut from one tree by `prm_train.collect`, sharing the nodes of common prefixes):
+
+  tree MC      y(u) = share of correct finished leaves below u (a finished leaf: its outcome); free, no extra
+               completions
+  tree TD(0)   y(u) = r + γ · mean over u's children c of B(c), B(c) = z_c at a finished leaf, else V(c);
+               a finished leaf gets z. Round 0 (no model yet) bootstraps from tree MC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prm_train.data import Rollout
 
-KINDS = ("outcome", "exact", "mc_hard", "mc_soft", "td0", "nstep", "td_lambda")
-BOOTSTRAPPED = ("td0", "nstep", "td_lambda")
+KINDS = ("outcome", "exact", "mc_hard", "mc_soft", "td0", "nstep", "td_lambda", "tree_mc", "tree_td0")
+BOOTSTRAPPED = ("td0", "nstep", "td_lambda", "tree_td0")
+TREE_KINDS = ("tree_mc", "tree_td0")
 
 
 def clip01(x: float) -> float:
@@ -122,6 +131,10 @@ class TargetSpec:
     def bootstraps(self) -> bool:
         return self.kind in BOOTSTRAPPED
 
+    @property
+    def reads_tree(self) -> bool:
+        return self.kind in TREE_KINDS
+
 
 def rollout_targets(rollout: Rollout, spec: TargetSpec, values: Sequence[float] | None = None) -> list[float]:
     """The targets of every step of `rollout`; bootstrapped kinds need the current model's `values`."""
@@ -136,9 +149,97 @@ def rollout_targets(rollout: Rollout, spec: TargetSpec, values: Sequence[float] 
         if rollout.mc_success is None:
             raise ValueError(f"rollout of {rollout.name!r} has no MC completions; collect with mc_samples > 0")
         return mc_targets(rollout.mc_success, rollout.mc_samples, z, hard=spec.kind == "mc_hard")
+    if spec.reads_tree:
+        raise ValueError(f"{spec.kind} targets read the whole tree: use all_targets")
     if values is None:
         raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass values")
     rewards = [spec.step_reward] * (T - 1)
     if spec.kind == "td_lambda":
         return td_lambda_targets(values, z, spec.gamma, spec.lam, rewards)
     return n_step_targets(values, z, 1 if spec.kind == "td0" else spec.n, spec.gamma, rewards)
+
+
+Children = Mapping[int, Sequence[int]]
+
+
+def tree_mc_values(children: Children, outcomes: Mapping[int, float], root: int) -> dict[int, float]:
+    """Share of correct finished leaves below every node under `root` (a finished leaf: its outcome).
+    Every childless node must be a finished leaf."""
+    out: dict[int, float] = {}
+
+    def visit(u: int) -> tuple[float, int]:
+        if u in outcomes:
+            out[u] = float(outcomes[u])
+            return out[u], 1
+        kids = [visit(c) for c in children.get(u, ())]
+        if not kids:
+            raise ValueError(f"node {u} has no children and no outcome")
+        wins, leaves = sum(w for w, _ in kids), sum(n for _, n in kids)
+        out[u] = wins / leaves
+        return wins, leaves
+
+    visit(root)
+    return out
+
+
+def tree_td0_targets(
+    children: Children, outcomes: Mapping[int, float], values: Mapping[int, float], gamma: float, reward: float = 0.0
+) -> dict[int, float]:
+    """y(u) = r + γ · mean over children c of B(c) (B = outcome at a finished leaf, else V(c)); finished leaf: z."""
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    out = {u: clip01(z) for u, z in outcomes.items()}
+    for u, kids in children.items():
+        if u in outcomes:
+            raise ValueError(f"finished leaf {u} has children")
+        boot = [float(outcomes[c]) if c in outcomes else values[c] for c in kids]
+        out[u] = clip01(reward + gamma * sum(boot) / len(boot))
+    return out
+
+
+def tree_structure(rollouts: Sequence[Rollout]) -> tuple[dict[int, list[int]], dict[int, float]]:
+    """The children of every node and the outcome of every finished leaf, from the rollouts of one tree."""
+    children: dict[int, list[int]] = defaultdict(list)
+    outcomes: dict[int, float] = {}
+    for r in rollouts:
+        path = [-1, *r.nodes]  # -1: the root (the prompt), which has no step of its own
+        for parent, child in zip(path, path[1:], strict=False):
+            if child not in children[parent]:
+                children[parent].append(child)
+        outcomes[r.nodes[-1]] = float(r.outcome)
+    for leaf in outcomes:
+        children.pop(leaf, None)
+    return dict(children), outcomes
+
+
+def tree_targets(
+    rollouts: Sequence[Rollout], spec: TargetSpec, values: Sequence[Sequence[float]] | None
+) -> list[list[float]]:
+    """Tree MC or tree TD(0) targets of every step, rollouts grouped by their tree."""
+    trees: dict[int, list[int]] = defaultdict(list)
+    for i, r in enumerate(rollouts):
+        if r.nodes is None:
+            raise ValueError(f"{spec.kind} targets read a search tree; rollout of {r.name!r} has none")
+        trees[r.tree].append(i)
+    out: list[list[float]] = [[] for _ in rollouts]
+    for members in trees.values():
+        group = [rollouts[i] for i in members]
+        children, outcomes = tree_structure(group)
+        node_y = tree_mc_values(children, outcomes, -1)
+        if spec.kind == "tree_td0":
+            if values is not None:
+                node_y = {u: v for i in members for u, v in zip(rollouts[i].nodes, values[i], strict=True)}
+            node_y = tree_td0_targets(children, outcomes, node_y, spec.gamma, spec.step_reward)
+        for i in members:
+            out[i] = [node_y[u] for u in rollouts[i].nodes]
+    return out
+
+
+def all_targets(
+    rollouts: Sequence[Rollout], spec: TargetSpec, values: Sequence[Sequence[float]] | None = None
+) -> list[list[float]]:
+    """The targets of every rollout; bootstrapped path kinds need `values`, tree TD(0) takes them when it has them."""
+    if spec.reads_tree:
+        return tree_targets(rollouts, spec, values)
+    per_rollout = values if values is not None else [None] * len(rollouts)
+    return [rollout_targets(r, spec, v) for r, v in zip(rollouts, per_rollout, strict=True)]

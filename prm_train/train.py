@@ -1,9 +1,10 @@
 """Train a PRM: soft-label BCE from the read-out logits (step tags, or the value head's last token), batched,
 seeded, resumable, with online re-targeting.
 
-Bootstrapped targets (TD(0), n-step, TD(λ)) are recomputed with the current model at the start of every round
-(semi-gradient: values are read in inference mode). Round 0 has no trained model to bootstrap from, so it
-bootstraps from the outcome (V(s_t) := z), i.e. starts from the discounted Monte-Carlo return.
+Bootstrapped targets (TD(0), n-step, TD(λ), tree TD(0)) are recomputed with the current model at the start of every
+round (semi-gradient: values are read in inference mode). Round 0 has no trained model to bootstrap from, so it
+bootstraps from the outcome (V(s_t) := z), i.e. starts from the discounted Monte-Carlo return (tree TD(0):
+from the tree's own Monte-Carlo estimate).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from prm_train.model import (
     read_logits,
     rollout_values,
 )
-from prm_train.targets import TargetSpec, rollout_targets
+from prm_train.targets import TargetSpec, all_targets
 from tdrm_search.prms.config import PRMConfig
 
 
@@ -50,14 +51,13 @@ def round_targets(
     round_index: int,
 ) -> list[list[float]]:
     """Each rollout's targets, cut to the steps whose read-out fits the context."""
-    values: Sequence[list[float] | None] = [None] * len(rollouts)
-    if spec.bootstraps:
-        if round_index == 0:
-            values = [[float(r.outcome)] * len(r.steps) for r in rollouts]
-        else:
-            values = rollout_values(model.eval(), packed, rollouts, readout, pad)
-            model.train()
-    return [rollout_targets(r, spec, v)[: len(p.ends)] for r, v, p in zip(rollouts, values, packed, strict=True)]
+    values = None
+    if spec.bootstraps and round_index > 0:
+        values = rollout_values(model.eval(), packed, rollouts, readout, pad)
+        model.train()
+    elif spec.bootstraps and not spec.reads_tree:  # round 0 bootstraps from the outcome; tree TD(0) from tree MC
+        values = [[float(r.outcome)] * len(r.steps) for r in rollouts]
+    return [t[: len(p.ends)] for t, p in zip(all_targets(rollouts, spec, values), packed, strict=True)]
 
 
 def fit(

@@ -39,12 +39,16 @@ def load_policy(spec: str, backend: str = "vllm", **kwargs) -> Policy:
 
 
 def load_prm(spec: str | None, backend: str = "vllm", **kwargs) -> PRM:
-    """ "oracle" is the lab's exact checker, "lab" the embedded trained lab PRM, else a PRM folder
-    (model + tokenizer + tdrm_prm.json, or pass `config=`). None means the best the project ships: the lab PRM
-    if present."""
+    """ "oracle" is the lab's exact checker, "none" no verifier (every step 0.5), "lab" the embedded trained lab PRM,
+    else a PRM folder (model + tokenizer + tdrm_prm.json, or pass `config=`). None means the best the project ships:
+    the lab PRM if present."""
     check_backend(backend)
     if spec is None:
         spec = "lab" if LAB_PRM.is_dir() else "oracle"
+    if spec == "none":
+        from tdrm_search.prms.constant import ConstantPRM
+
+        return ConstantPRM()
     if spec == "oracle":
         from tdrm_search.prms.oracle import OraclePRM
 

@@ -82,6 +82,7 @@ class Tree:
             graph.add_node(
                 i,
                 text=n.text,
+                token_ids=list(n.token_ids),
                 num_tokens=len(n.token_ids),
                 score=n.value,
                 depth=n.depth,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tdrm_search.engine import search_batch
+from tdrm_search.loading import load_prm
 from tdrm_search.prms.base import ScoreRequest
+from tdrm_search.prms.constant import ConstantPRM
 from tdrm_search.prms.config import PRESETS, PRMConfig
 from tdrm_search.prms.encoding import encode_path
 from tdrm_search.prms.hf import HFPRM
@@ -156,3 +159,14 @@ def test_hf_prm_computes_a_round_of_many_problems_as_their_token_trie(folder, re
     assert sum(out.tokens) - sum(out.cached_tokens) == len(trie)
     fresh = HFPRM(request.getfixturevalue(folder), cache_tokens=0).score(batch).scores
     assert [v for s in out.scores for v in s] == pytest.approx([v for s in fresh for v in s], abs=1e-5)
+
+
+def test_no_verifier_scores_every_step_alike_and_its_weighted_vote_is_the_plain_vote(hf_lab_policy, lab_problems):
+    none = load_prm("none", backend="hf")
+    out = none.score([ScoreRequest(lab_problems[0], ("a", "b", "c"), start=1)])
+    assert out.scores == [[0.5, 0.5]] and out.tokens == [0]
+    plain = search_batch(lab_problems, hf_lab_policy, none, "best_of_n", 8, seed=4, selection="majority")
+    weighted = search_batch(lab_problems, hf_lab_policy, none, "best_of_n", 8, seed=4, selection="weighted_majority")
+    assert [r.answer for r in plain] == [r.answer for r in weighted]
+    with pytest.raises(ValueError, match="lie in"):
+        ConstantPRM(1.5)

@@ -15,7 +15,7 @@ from tdrm_search.prms.config import PRESETS
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs the engine."""
     parser.add_argument("--policy", default="lab", help='model folder, or "lab" (the embedded lab policy)')
-    parser.add_argument("--prm", default=None, help='PRM folder, "lab", or "oracle" (default: best shipped)')
+    parser.add_argument("--prm", default=None, help='PRM folder, "lab", "oracle" or "none" (default: best shipped)')
     parser.add_argument("--backend", choices=BACKENDS, default="vllm", help="engine for the policy")
     parser.add_argument("--prm-backend", choices=BACKENDS, help="engine for the PRM (default: --backend)")
     parser.add_argument(

@@ -1,1 +1,1 @@
-"""Process reward models: the protocol, configs, and the transformers, vLLM and oracle backends."""
+"""Process reward models: the protocol, configs, and the transformers, vLLM, oracle and constant backends."""
