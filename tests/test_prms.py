@@ -7,8 +7,8 @@ import pytest
 from tdrm_search.engine import search_batch
 from tdrm_search.loading import load_prm
 from tdrm_search.prms.base import ScoreRequest
-from tdrm_search.prms.constant import ConstantPRM
 from tdrm_search.prms.config import PRESETS, PRMConfig
+from tdrm_search.prms.constant import ConstantPRM
 from tdrm_search.prms.encoding import encode_path
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.types import Problem
