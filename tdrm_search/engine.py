@@ -10,10 +10,10 @@ from tdrm_search.aggregate import aggregate, select
 from tdrm_search.config import SearchConfig
 from tdrm_search.policies.base import Policy
 from tdrm_search.prms.base import PRM
-from tdrm_search.scheduler import STAT_KEYS, Job, Scheduler
+from tdrm_search.scheduler import Job, Scheduler
 from tdrm_search.strategies import STRATEGIES
 from tdrm_search.tree import Tree
-from tdrm_search.types import Problem, SearchResult, Trajectory
+from tdrm_search.types import STAT_KEYS, Problem, SearchResult, Trajectory
 
 
 def as_problem(problem: str | Problem, index: int = 0) -> Problem:

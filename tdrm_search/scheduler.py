@@ -7,33 +7,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tdrm_search.config import SearchConfig
-from tdrm_search.grading import extract_answer
+from tdrm_search.ending import ending, final_answer
 from tdrm_search.policies.base import Policy, Sample, SampleRequest
 from tdrm_search.prms.base import PRM, ScoreRequest, check_scores
 from tdrm_search.steps import split_steps
 from tdrm_search.tree import Tree
-
-STAT_KEYS = (
-    "generated_tokens",
-    "prompt_tokens",
-    "cached_prompt_tokens",
-    "prm_tokens",
-    "prm_cached_tokens",
-    "generate_calls",
-    "prm_calls",
-    "generate_s",
-    "score_s",
-)
-
-
-@dataclass(frozen=True)
-class Expand:
-    """Ask for `k` children of `node`: one step each, or whole solutions split into steps."""
-
-    node: int
-    k: int
-    whole: bool = False
-    greedy: bool = False
+from tdrm_search.types import Expand
 
 
 @dataclass
@@ -104,17 +83,9 @@ class Scheduler:
 
     def mark_terminal(self, tree: Tree, node: int, finish: str) -> None:
         n = tree.nodes[node]
-        answer = extract_answer(n.text)
-        if answer is not None:
-            n.terminal = "answer"
-        elif finish == "eos":
-            n.terminal = "eos"
-        elif finish == "length" or self.token_budget(tree, node, whole=True) <= 0:
-            n.terminal = "length"
-        elif n.depth >= self.config.max_steps:
-            n.terminal = "max_steps"
-        if n.terminal:
-            n.answer = answer if answer is not None else extract_answer("".join(tree.steps(node)))
+        kind = ending(n.text, finish, self.token_budget(tree, node, whole=True), n.depth, self.config.max_steps)
+        if kind:
+            tree.finish(node, kind, final_answer(n.text, "".join(tree.steps(node))))
 
     def score(self, jobs: list[Job], leaves: list[list[int]]) -> None:
         """One PRM call for every new step; values already known are never recomputed, and identical
@@ -139,6 +110,6 @@ class Scheduler:
             job.stats.update(prm_tokens=tokens, prm_cached_tokens=cached)
         for job, path, start, key in items:
             for nid, value in zip(path[start:], scored[key], strict=True):
-                job.tree.nodes[nid].value = float(value)
+                job.tree.set_value(nid, value)
         for stats in per_tree(job for job, *_ in items):
             stats.update(prm_calls=1, score_s=score_s)

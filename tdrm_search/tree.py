@@ -2,7 +2,8 @@
 
 As in mctx, every node keeps its value explicitly (`value`: the PRM's V(s) of the prefix ending at that
 step) next to search statistics (`visits`, `value_sum`), so a finished tree is a set of scored transitions
-that `prm_train` can turn into TD targets directly.
+that `prm_train` can turn into TD targets directly. Only the tree's own methods write it: `add`, `set_value`,
+`finish` and `backup`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from tdrm_search.types import Problem
+from tdrm_search.types import FINISH_KINDS, Problem
 
 ROOT = 0
 
@@ -23,7 +24,7 @@ class Node:
     text: str
     depth: int  # number of steps from the root
     value: float | None = None  # PRM value of the prefix ending here (None until scored; root: None)
-    terminal: str | None = None  # why the path ends here: "eos", "answer", "length", "max_steps"
+    terminal: str | None = None  # why the path ends here: one of FINISH_KINDS
     answer: str | None = None
     children: list[int] = field(default_factory=list)
     visits: int = 0
@@ -44,6 +45,22 @@ class Tree:
         self.nodes.append(node)
         self.nodes[parent].children.append(len(self.nodes) - 1)
         return len(self.nodes) - 1
+
+    def set_value(self, node: int, value: float) -> None:
+        """The PRM's value of the prefix ending at `node`."""
+        self.nodes[node].value = float(value)
+
+    def finish(self, node: int, terminal: str, answer: str | None) -> None:
+        """End the path at `node`, for reason `terminal`, with the answer it gives."""
+        if terminal not in FINISH_KINDS:
+            raise ValueError(f"unknown finish kind {terminal!r}; one of {FINISH_KINDS}")
+        self.nodes[node].terminal, self.nodes[node].answer = terminal, answer
+
+    def backup(self, path: list[int], value: float, visits: int = 1) -> None:
+        """Add `visits` visits worth `value` to every node of `path` (negative visits take back a virtual loss)."""
+        for node in path:
+            self.nodes[node].visits += visits
+            self.nodes[node].value_sum += value
 
     def path(self, node: int) -> list[int]:
         """Node ids from the first step to `node` (the root excluded)."""

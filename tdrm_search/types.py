@@ -1,7 +1,8 @@
-"""Plain data passed between the engine's parts: problems, trajectories, results."""
+"""Plain data passed between the engine's parts: problems, a strategy's requests, trajectories, results."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,35 @@ class Problem:
         return cls(question=d["question"], answer=d.get("answer"), id=d.get("id"), meta=dict(d.get("meta") or {}))
 
 
+FINISH_KINDS = ("eos", "answer", "length", "max_steps")  # why a path ends (see `tdrm_search.ending`)
+STAT_KEYS = (  # the counters every SearchResult reports
+    "generated_tokens",
+    "prompt_tokens",
+    "cached_prompt_tokens",
+    "prm_tokens",
+    "prm_cached_tokens",
+    "generate_calls",
+    "prm_calls",
+    "generate_s",
+    "score_s",
+)
+
+
+@dataclass(frozen=True)
+class Expand:
+    """A strategy's request: `k` children of `node`, one step each, or whole solutions split into steps."""
+
+    node: int
+    k: int
+    whole: bool = False
+    greedy: bool = False
+
+
+# A strategy is a generator over one problem's tree: it yields the expansions it wants and receives, for each,
+# the last new node of every sample (scored); it returns when its budget is spent.
+Strategy = Generator[list[Expand], list[list[int]], None]
+
+
 @dataclass
 class Trajectory:
     """One complete (or abandoned) solution: its steps and the PRM value after each step."""
@@ -36,7 +66,7 @@ class Trajectory:
     step_scores: list[float]
     score: float
     answer: str | None
-    finish: str  # "eos", "answer", "length" or "max_steps"
+    finish: str  # one of FINISH_KINDS
     num_tokens: int
     node: int  # id of its last node in the search tree
 

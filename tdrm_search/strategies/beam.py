@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from tdrm_search.aggregate import aggregate
 from tdrm_search.config import SearchConfig
-from tdrm_search.scheduler import Expand
-from tdrm_search.strategies.best_of_n import Strategy
 from tdrm_search.tree import ROOT, Tree
+from tdrm_search.types import Expand, Strategy
 
 
 def split_budget(total: int, parts: int) -> list[int]:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 from tdrm_search.config import SearchConfig
-from tdrm_search.scheduler import Expand
 from tdrm_search.tree import ROOT, Tree
-
-Strategy = Generator[list[Expand], list[list[int]], None]
+from tdrm_search.types import Expand, Strategy
 
 
 def greedy(tree: Tree, cfg: SearchConfig) -> Strategy:

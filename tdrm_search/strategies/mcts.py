@@ -13,21 +13,25 @@ search always returns a solution.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 from tdrm_search.config import SearchConfig
-from tdrm_search.scheduler import Expand
-from tdrm_search.strategies.best_of_n import Strategy
 from tdrm_search.tree import ROOT, Tree
+from tdrm_search.types import Expand, Strategy
+
+ChildScore = Callable[[Tree, int, int, float], float]  # (tree, parent, child, c_puct) -> selection score
 
 
 def puct(tree: Tree, parent: int, child: int, c_puct: float) -> float:
+    """AlphaZero's PUCT with a uniform prior: mean backed-up value plus an exploration bonus."""
     p, c = tree.nodes[parent], tree.nodes[child]
     q = c.value_sum / c.visits if c.visits else 0.0
     prior = 1.0 / len(p.children)
     return q + c_puct * prior * math.sqrt(p.visits) / (1 + c.visits)
 
 
-def select_leaf(tree: Tree, cfg: SearchConfig, exhausted: set[int]) -> list[int] | None:
+def select_leaf(tree: Tree, cfg: SearchConfig, exhausted: set[int], score: ChildScore) -> list[int] | None:
     """The path from the root to the node to expand, or None when the whole tree is exhausted."""
     path = [ROOT]
     while tree.nodes[path[-1]].children:
@@ -38,14 +42,8 @@ def select_leaf(tree: Tree, cfg: SearchConfig, exhausted: set[int]) -> list[int]
                 return None
             path = [ROOT]
             continue
-        path.append(max(options, key=lambda c: puct(tree, path[-1], c, cfg.c_puct)))
+        path.append(max(options, key=lambda c: score(tree, path[-1], c, cfg.c_puct)))
     return path
-
-
-def backup(tree: Tree, path: list[int], value: float, visits: int = 1) -> None:
-    for node in path:
-        tree.nodes[node].visits += visits
-        tree.nodes[node].value_sum += value
 
 
 def most_visited_leaf(tree: Tree) -> int:
@@ -56,38 +54,41 @@ def most_visited_leaf(tree: Tree) -> int:
     return node
 
 
-def select_leaves(tree: Tree, cfg: SearchConfig, exhausted: set[int], count: int) -> list[list[int]]:
+def select_leaves(tree: Tree, cfg: SearchConfig, exhausted: set[int], count: int, score: ChildScore) -> list[list[int]]:
     """Up to `count` distinct paths to expand, kept apart by virtual loss (undone before returning)."""
     paths: list[list[int]] = []
     while len(paths) < count:
-        path = select_leaf(tree, cfg, exhausted)
+        path = select_leaf(tree, cfg, exhausted, score)
         if path is None or any(path[-1] == p[-1] for p in paths):
             break
-        backup(tree, path, 0.0)
+        tree.backup(path, 0.0)
         paths.append(path)
     for path in paths:
-        backup(tree, path, 0.0, visits=-1)
+        tree.backup(path, 0.0, visits=-1)
     return paths
 
 
-def mcts(tree: Tree, cfg: SearchConfig) -> Strategy:
+def mcts_with(score: ChildScore, tree: Tree, cfg: SearchConfig) -> Strategy:
+    """MCTS whose selection walks down by `score` (a plain function, as mctx passes its selection functions)."""
     exhausted: set[int] = set()
     finished = simulations = 0
     while simulations < cfg.mcts_simulations and finished < cfg.n:
         # as many leaves as the budget can give a full `children` each (never more finished than n)
         width = min(cfg.parallel, cfg.mcts_simulations - simulations, max(1, (cfg.n - finished) // cfg.children))
-        paths = select_leaves(tree, cfg, exhausted, width)
+        paths = select_leaves(tree, cfg, exhausted, width, score)
         if not paths:
             return
         kids_per_path = yield [Expand(path[-1], min(cfg.children, cfg.n - finished)) for path in paths]
         simulations += len(paths)
         for path, kids in zip(paths, kids_per_path, strict=True):
             for kid in kids:
-                node = tree.nodes[kid]
-                node.visits, node.value_sum = 1, node.value
-                if node.terminal is not None:
+                tree.backup([kid], tree.nodes[kid].value)  # a new node's first visit: its own PRM value
+                if tree.nodes[kid].terminal is not None:
                     finished += 1
                     exhausted.add(kid)
-            backup(tree, path, max(tree.nodes[k].value for k in kids))
+            tree.backup(path, max(tree.nodes[k].value for k in kids))
     if finished == 0:  # simulations ran out before any path finished: complete the most visited one
         yield [Expand(most_visited_leaf(tree), 1, whole=True)]
+
+
+mcts = partial(mcts_with, puct)
