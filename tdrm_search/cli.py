@@ -1,23 +1,17 @@
 """The `tdrm` command line: one entry point, one module per subcommand.
 
-Each module listed in COMMANDS defines `register(subparsers)`, which adds its parser and
-sets `func` (called with the parsed arguments, returning an exit code).
+Packages register their subcommands as entry points in the "tdrm.commands" group (see pyproject.toml); each
+names a module whose `register(subparsers)` adds its parser and sets `func` (called with the parsed arguments,
+returning an exit code). So the core knows no package above it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from importlib.metadata import entry_points
 
-COMMANDS = [
-    "tdrm_search.commands.search",
-    "tdrm_search.commands.rerank",
-    "prm_train.cli",
-    "tdrm_search.commands.bench",
-    "tdrm_search.commands.demo",
-    "rl_bridge.cli",
-]
+GROUP = "tdrm.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tdrm", description="Test-time search and verification for LLM math reasoning."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
-        importlib.import_module(module).register(subparsers)
+    commands = sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
+    if not commands:
+        raise SystemExit(f"tdrm: no subcommands are registered ({GROUP!r} entry points): run `bash scripts/install.sh`")
+    for command in commands:
+        command.load().register(subparsers)
     return parser
 
 

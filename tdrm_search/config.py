@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tdrm_search.aggregate import AGGREGATIONS, SELECTIONS
 
 METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts")
+PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
 
 
 @dataclass(frozen=True)
@@ -21,23 +22,25 @@ class SearchConfig:
           simulations per round (virtual loss keeps their leaves apart).
     """
 
-    method: str = "beam"
-    n: int = 16
-    seed: int = 0
-    temperature: float = 0.8
-    top_p: float = 1.0
-    delimiter: str = "\n\n"
-    max_step_tokens: int = 256
-    max_steps: int = 32
-    max_tokens: int = 2048
-    aggregation: str = "last"
-    selection: str = "argmax"
-    beam_width: int | None = None
-    expansions: int = 4
-    simulations: int | None = None
-    children: int = 4
-    parallel: int = 4
-    c_puct: float = 1.0
+    method: str = field(default="beam", metadata={"choices": METHODS, "help": "search method"})
+    n: int = field(default=16, metadata={"help": "budget: complete solutions the method may produce"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    delimiter: str = field(default="\n\n", metadata={"help": "text that ends a step"})
+    max_step_tokens: int = field(default=256, metadata={"help": "tokens per step"})
+    max_steps: int = field(default=32, metadata={"help": "steps per solution"})
+    max_tokens: int = field(default=2048, metadata={"help": "generated tokens per solution"})
+    aggregation: str = field(
+        default="last", metadata={"choices": tuple(AGGREGATIONS), "help": "step values -> solution score"}
+    )
+    selection: str = field(default="argmax", metadata={"choices": SELECTIONS, "help": "how the answer is chosen"})
+    beam_width: int | None = field(default=None, metadata={"help": "beam: live beams (default n // expansions)"})
+    expansions: int = field(default=4, metadata={"help": "beam / dvts: children per beam per round"})
+    simulations: int | None = field(default=None, metadata={"help": "mcts: simulations (default 4 n)"})
+    children: int = field(default=4, metadata={"help": "mcts: steps sampled per expansion"})
+    parallel: int = field(default=4, metadata={"help": "mcts: simulations per round"})
+    c_puct: float = field(default=1.0, metadata={"help": "mcts: exploration constant"})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -64,7 +67,7 @@ class SearchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ValueError(f"unknown search option(s) {unknown}; known: {sorted(known - {'method', 'n', 'seed'})}")
+            raise ValueError(f"unknown search option(s) {unknown}; known: {sorted(known - set(PER_RUN))}")
         return cls(method=method, n=n, seed=seed, **options)
 
     @property

@@ -52,8 +52,8 @@ def test_search_json_is_one_object_with_the_same_fields(random_prm_dir):
         "-n",
         "2",
         "--json",
-        "-o",
-        "temperature=0.7",
+        "--temperature",
+        "0.7",
     )
     assert out.returncode == 0, out.stderr
     result = orjson.loads(out.stdout)
@@ -63,11 +63,21 @@ def test_search_json_is_one_object_with_the_same_fields(random_prm_dir):
 
 
 def test_bad_arguments_are_one_line_errors_not_tracebacks(random_prm_dir):
-    for args in (["-n", "0"], ["-o", "beam_size=2"], ["-o", "nonsense"]):
+    for args in (["-n", "0"], ["--beam-size", "2"], ["--beam-width", "nonsense"], ["--beam-width", "0"]):
         out = tdrm("search", QUESTION, "--prm", str(random_prm_dir), "--backend", "hf", *args)
         assert out.returncode == 2 and "Traceback" not in out.stderr and "error:" in out.stderr, out.stderr
     out = tdrm("search", QUESTION, "--policy", "/no/such/model", "--backend", "hf")
     assert out.returncode == 2 and "no model folder" in out.stderr
+
+
+def test_every_registered_subcommand_parses_under_its_entry_point_name():
+    from importlib.metadata import entry_points
+
+    from tdrm_search.cli import GROUP, build_parser
+
+    names = {ep.name for ep in entry_points(group=GROUP)}
+    (sub,) = (a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == names >= {"search", "rerank", "bench", "demo", "prm", "serve-reward"}
 
 
 def test_demo_runs_end_to_end_on_a_reduced_size(tmp_path):

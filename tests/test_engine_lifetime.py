@@ -8,7 +8,7 @@ import pytest
 
 from tdrm_search.engine import search
 from tdrm_search.loading import load_prm
-from tdrm_search.policies.vllm import make_llm
+from tdrm_search.vllm_engine import make_llm
 
 pytestmark = pytest.mark.vllm
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from tdrm_search import bench
-from tdrm_search.commands.search import add_engine_args, load_engines, parse_options
+from tdrm_search.commands.engine_args import add_engine_args, load_engines, search_options
 from tdrm_search.config import METHODS
 from tdrm_search.datasets import load_dataset
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.dataset:
         name, _, path = spec.partition("=")
         datasets[name] = load_dataset(name, path or None, limit=args.limit, levels=args.level, subjects=args.subject)
-    grid = bench.Grid(datasets, args.method, args.budget, args.seed, parse_options(args.option))
+    grid = bench.Grid(datasets, args.method, args.budget, args.seed, search_options(args))
     records = bench.run_bench(
         grid,
         args.out,

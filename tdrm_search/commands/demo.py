@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from tdrm_search import bench
-from tdrm_search.commands.search import add_engine_args, load_engines
+from tdrm_search.commands.engine_args import add_engine_args, load_engines, search_options
 
 DEMO_SEED = 2026  # an evaluation seed: the lab policy never trained on it
 
@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     )
     policy, prm = load_engines(args)
     problems = {"lab": generate_problems(args.problems, seed=DEMO_SEED)}
-    bench.run_bench(bench.Grid(problems, ["greedy"], [1]), records_path, policy, prm)
-    records = bench.run_bench(bench.Grid(problems, args.methods, args.budgets), records_path, policy, prm)
+    options = search_options(args)
+    bench.run_bench(bench.Grid(problems, ["greedy"], [1], options=options), records_path, policy, prm)
+    records = bench.run_bench(
+        bench.Grid(problems, args.methods, args.budgets, options=options), records_path, policy, prm
+    )
     rows = bench.summarize(records)
     print("\n" + bench.format_rows(rows))
     plots = bench.plot(rows, args.out)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tdrm_search.policies.vllm import make_llm
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig, check_value_model
 from tdrm_search.prms.encoding import check_format, encode_reads, pad_values, single_token_id
+from tdrm_search.vllm_engine import make_llm
 
 
 class VLLMPRM:
