@@ -18,11 +18,12 @@ import argparse
 import functools
 import json
 import math
+import multiprocessing
 import platform
 import resource
-import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tdrm_search.baselines.one_call_per_node import FullPathRescoring, OneCallPerNode
@@ -282,40 +283,24 @@ def accuracy_rows(args, policy, prm) -> list[dict]:
 
 def hf_memory(args) -> list[dict]:
     """Deep n=max beam on the transformers backend, with bounded and unbounded prefix key/value stores,
-    each in its own subprocess so peak RSS is that run's."""
+    each in a fresh process of its own so peak RSS is that run's."""
     rows = []
     for limit in (args.hf_cache_tokens, 10**9):
-        cmd = [
-            sys.executable,
-            __file__,
-            "--model",
-            args.model,
-            "--problems",
-            str(args.hf_problems),
-            "--max-steps",
-            str(args.max_steps),
-            "--max-step-tokens",
-            str(args.max_step_tokens),
-            "--n",
-            str(max(args.ns)),
-            "--hf-child",
-            str(limit),
-        ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows.append(pool.submit(hf_run, args, limit).result())
     return rows
 
 
-def hf_child(args) -> None:
-    """One transformers beam search (lab: with the lab PRM on transformers, both key/value stores bounded by the
-    same limit); prints the stores' high-water marks, prefill against unique tokens, and this process's peak RSS."""
+def hf_run(args, limit: int) -> dict:
+    """One transformers beam search (lab: with the lab PRM on transformers, both key/value stores bounded by
+    `limit` tokens): the stores' high-water marks, prefill against unique tokens, and this process's peak RSS."""
     from tdrm_search import search_batch
     from tdrm_search.loading import LAB_PRM
     from tdrm_search.policies.hf import HFPolicy
     from tdrm_search.prms.hf import HFPRM
 
-    policy = HFPolicy(model_path(args.model), cache_tokens=args.hf_child)
-    prm = HFPRM(LAB_PRM, cache_tokens=args.hf_child) if args.model == "lab" else FixedPRM()
+    policy = HFPolicy(model_path(args.model), cache_tokens=limit)
+    prm = HFPRM(LAB_PRM, cache_tokens=limit) if args.model == "lab" else FixedPRM()
     stores = {"policy": policy.kv, **({"prm": prm.kv} if isinstance(prm, HFPRM) else {})}
     high = {f"{name}_kv_tokens_high": 0 for name in stores} | {"kv_mb_high": 0.0}
 
@@ -345,25 +330,20 @@ def hf_child(args) -> None:
     }
     prm_unique = sum(prm_tree_tokens(prm, r)[0] for r in results)
     prm_computed = total["prm_tokens"] - total["prm_cached_tokens"]
-    print(
-        json.dumps(
-            {
-                "cache_tokens_limit": args.hf_child,
-                **high,
-                "unique_tree_tokens": total["unique_tree_tokens"],
-                "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"])
-                / total["unique_tree_tokens"],
-                "prm_prefill_vs_unique": prm_computed / prm_unique if prm_unique else None,
-                "prm_prefill_vs_token_trie": prm_computed / sum(prm_tree_tokens(prm, r)[1] for r in results)
-                if prm_unique
-                else None,
-                "n": args.ns[0],
-                "problems": len(problems),
-                "wall_s": time.perf_counter() - started,
-                "peak_rss_mb": peak_rss_mb(),
-            }
-        )
-    )
+    return {
+        "cache_tokens_limit": limit,
+        **high,
+        "unique_tree_tokens": total["unique_tree_tokens"],
+        "gen_prefill_vs_unique": (total["prompt_tokens"] - total["cached_prompt_tokens"]) / total["unique_tree_tokens"],
+        "prm_prefill_vs_unique": prm_computed / prm_unique if prm_unique else None,
+        "prm_prefill_vs_token_trie": prm_computed / sum(prm_tree_tokens(prm, r)[1] for r in results)
+        if prm_unique
+        else None,
+        "n": args.ns[0],
+        "problems": len(problems),
+        "wall_s": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def after_each_call(obj, name: str, hook) -> None:
@@ -429,7 +409,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each engine search (median reported)")
     parser.add_argument("--hf-cache-tokens", type=int, default=4096, help="transformers prefix KV limit to check")
     parser.add_argument("--hf-problems", type=int, default=4, help="0 skips the transformers memory check")
-    parser.add_argument("--hf-child", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -441,8 +420,6 @@ def default_prm(model: str) -> str:
 
 def main() -> None:
     args = parse_args()
-    if args.hf_child is not None:
-        return hf_child(args)
     from tdrm_search.policies.vllm import VLLMPolicy
 
     args.prm = args.prm or default_prm(args.model)

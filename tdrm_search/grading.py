@@ -8,16 +8,16 @@ worker process that is killed when it runs past its time.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import multiprocessing
 import re
-import select
-import subprocess
-import sys
 import threading
-from pathlib import Path
-from typing import IO
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pebble
 
 log = logging.getLogger(__name__)
 for _name in ("math_verify.parser", "math_verify.grader"):  # we bound time ourselves: drop its one-time reminder
@@ -248,72 +248,40 @@ def grade(response: str | None, gold: str | None, timeout_s: float | None = None
 # ---------------------------------------------------------------- hard time bound: a worker process
 
 
-def serve(stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout) -> None:
-    """Worker loop: read JSON [pred, gold] lines, write a JSON true/false line for each, until end of input."""
-    _equivalent("1", "1.0")  # import math-verify and sympy before saying ready
-    stdout.write("ready\n")
-    stdout.flush()
-    for line in stdin:
-        pred, gold = json.loads(line)
-        stdout.write(json.dumps(_equivalent(pred, gold)) + "\n")
-        stdout.flush()
+def _warm() -> None:
+    """Import math-verify and sympy in the worker before it takes a task, so no timeout pays for them."""
+    _equivalent("1", "1.0")
 
 
 class _Worker:
-    """One grading subprocess shared by all threads (one call at a time); killed and restarted after a timeout.
-
-    A plain subprocess, not multiprocessing: safe beside threads (no fork of a threaded process).
-    """
+    """One grading process (a pebble pool of one, spawned: no fork of a threaded process) shared by all threads;
+    pebble kills and replaces it when a comparison runs past its time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[str] | None = None
+        self._pool: pebble.ProcessPool | None = None
 
-    def _start(self) -> subprocess.Popen[str]:
-        # this file as a script (-P: its folder not on sys.path): imports neither tdrm_search (heavy) nor the
-        # caller's __main__
-        process = subprocess.Popen(
-            [sys.executable, "-P", str(Path(__file__).resolve())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._process = process
-        if self._read_line(120) != "ready":
-            self._stop()
-            raise RuntimeError("the grading worker process did not start")
-        return process
+    def pool(self) -> pebble.ProcessPool:
+        with self._lock:
+            if self._pool is None:
+                import pebble  # only here: the light grading import needs no pool
 
-    def _read_line(self, timeout_s: float) -> str | None:
-        """The worker's next output line, or None when none comes within timeout_s (or the worker died)."""
-        assert self._process is not None and self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], timeout_s)
-        line = self._process.stdout.readline() if ready else ""
-        return line.strip() or None
-
-    def _stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            for stream in (self._process.stdin, self._process.stdout):
-                if stream is not None:
-                    stream.close()
-        self._process = None
+                context = multiprocessing.get_context("spawn")
+                self._pool = pebble.ProcessPool(max_workers=1, initializer=_warm, context=context)
+            return self._pool
 
     def equivalent(self, pred: str | None, gold: str | None, timeout_s: float) -> bool:
-        with self._lock:
-            process = self._process if self._process is not None and self._process.poll() is None else self._start()
-            assert process.stdin is not None
-            try:
-                process.stdin.write(json.dumps([pred, gold]) + "\n")
-                process.stdin.flush()
-                answer = self._read_line(timeout_s)
-            except OSError:  # broken pipe: the worker died
-                answer = None
-            if answer is not None:
-                return bool(json.loads(answer))
-            self._stop()
-            raise GradingTimeout(f"grading {pred!r:.80} against {gold!r:.80} ran past {timeout_s} s (worker killed)")
+        from pebble import ProcessExpired
+
+        future = self.pool().schedule(_equivalent, args=(pred, gold), timeout=timeout_s)
+        try:
+            return bool(future.result())
+        except FutureTimeout:
+            raise GradingTimeout(
+                f"grading {pred!r:.80} against {gold!r:.80} ran past {timeout_s} s (worker killed)"
+            ) from None
+        except ProcessExpired as err:
+            raise GradingTimeout(f"grading {pred!r:.80} against {gold!r:.80}: the worker died ({err})") from None
 
 
 _worker = _Worker()
@@ -327,7 +295,3 @@ def check_equivalent(pred: str | None, gold: str | None, timeout_s: float) -> bo
     if pred is not None and gold is not None and pred.strip() == gold.strip() != "":
         return True
     return _worker.equivalent(pred, gold, timeout_s)
-
-
-if __name__ == "__main__":
-    serve()

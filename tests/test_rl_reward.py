@@ -225,14 +225,9 @@ def test_trained_lab_prm_through_every_mode():
 
 
 def test_reward_hacking_benchmark_pays_raw_sums_for_padding_and_delta_nothing():
-    """The benchmark's step-local checker must read the lab's step format (it once silently rated every step 0)."""
-    import importlib.util
-    from pathlib import Path
+    """The probe's step-local checker must read the lab's step format (it once silently rated every step 0)."""
+    from rl_bridge import hacking as bench
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reward_hacking.py"
-    spec = importlib.util.spec_from_file_location("reward_hacking", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     problems = generate_problems(5, seed=2)
     steps = tuple(reference_solution(problems[0]).split(STEP_DELIMITER))
     assert bench.StepArithmeticPRM().score([ScoreRequest(problems[0], steps)]).scores == [[1.0] * len(steps)]
