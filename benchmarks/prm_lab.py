@@ -22,7 +22,7 @@ import torch
 from prm_train.collect import collect
 from prm_train.config import CollectConfig
 from prm_train.data import Rollout, read_rollouts, write_rollouts
-from prm_train.evaluate import best_of_n, evaluate_prm, majority_of_n, pools_by_problem
+from prm_train.evaluate import best_of_n, evaluate_prm, final_answers, majority_of_n, pools_by_problem
 from prm_train.export import CHECKPOINT, TRAINING_FILE
 from prm_train.targets import TargetSpec
 from prm_train.train import TrainConfig, train_prm
@@ -32,7 +32,7 @@ from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.prms.vllm import VLLMPRM
-from tdrm_search.tasks.lab import extract_answer, generate_problems, train_seed
+from tdrm_search.tasks.lab import generate_problems, train_seed
 
 RESULTS = Path(__file__).parent / "results"
 LAB_PRM_CONFIG = PRMConfig(step_join="\n\n", aggregation="last")
@@ -124,7 +124,7 @@ def baselines(rollouts: list[Rollout]) -> dict:
     """No-verifier references on the same pools: majority vote, and pass@n (any rollout right)."""
     pools = pools_by_problem(rollouts)
     correct = [r.outcome for r in rollouts]
-    answers = [extract_answer(r.steps[-1]) for r in rollouts]
+    answers = final_answers(rollouts)
     return {
         "pass": {str(n): best_of_n([float(c) for c in correct], correct, pools, n) for n in NS},
         "majority": {str(n): majority_of_n(answers, correct, pools, n) for n in NS},

@@ -1,15 +1,16 @@
 """Evaluate a PRM on rollouts with exact step labels: step AUC, first-error detection (ProcessBench style),
-Best-of-N accuracy per aggregation, and smoothness (mean |ΔV|, mean TD error, local Lipschitz estimate)."""
+Best-of-N accuracy per aggregation, weighted majority vote, within-problem AUC, and smoothness (mean |ΔV|, mean TD
+error, local Lipschitz estimate)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from statistics import fmean
 
 from prm_train.data import Rollout
 from prm_train.targets import td0_targets
 from tdrm_search.aggregate import AGGREGATIONS, aggregate
+from tdrm_search.grading import extract_answer
 from tdrm_search.prms.base import PRM, ScoreRequest, check_scores
 
 
@@ -112,18 +113,30 @@ def best_of_n(scores: Sequence[float], correct: Sequence[bool], pools: Sequence[
 
 
 def majority_of_n(
-    answers: Sequence[str | None], correct: Sequence[bool], pools: Sequence[Sequence[int]], n: int
+    answers: Sequence[str | None],
+    correct: Sequence[bool],
+    pools: Sequence[Sequence[int]],
+    n: int,
+    weights: Sequence[float] | None = None,
 ) -> float:
-    """Majority vote over final answers of each subset (no verifier); ties go to the answer seen first."""
+    """Majority vote over final answers of each subset (no verifier); with `weights` (a PRM's solution scores),
+    weighted majority: the answer with the largest score sum. Ties go to the answer seen first."""
 
     def pick(s):
-        counts = Counter(answers[i] for i in s if answers[i] is not None)
-        if not counts:
+        votes: dict[str, float] = {}
+        for i in s:
+            if answers[i] is not None:
+                votes[answers[i]] = votes.get(answers[i], 0.0) + (1.0 if weights is None else weights[i])
+        if not votes:
             return s[0]
-        top = max(counts.values())
-        return next(i for i in s if answers[i] is not None and counts[answers[i]] == top)
+        top = max(votes.values())
+        return next(i for i in s if answers[i] is not None and votes[answers[i]] == top)
 
     return select_accuracy(pick, correct, pools, n)
+
+
+def final_answers(rollouts: Sequence[Rollout]) -> list[str | None]:
+    return [extract_answer(r.steps[-1]) for r in rollouts]
 
 
 def score_rollouts(prm: PRM, rollouts: Sequence[Rollout], chunk: int = 512) -> list[list[float]]:
@@ -151,11 +164,16 @@ def evaluate_values(
     correct = [r.outcome for r in rollouts]
     aggregated = {how: [aggregate(v, how) for v in values] for how in AGGREGATIONS}
     bon = {how: {str(n): best_of_n(scores, correct, pools, n) for n in ns} for how, scores in aggregated.items()}
+    answers = final_answers(rollouts)
+    weighted = {
+        how: {str(n): majority_of_n(answers, correct, pools, n, aggregated[how]) for n in ns} for how in ("last", "min")
+    }
     return {
         "step_auc": auc(flat_v, flat_l),
         "within_problem_auc": {how: within_problem_auc(scores, correct, pools) for how, scores in aggregated.items()},
         "first_error": first_error_detection([v for v, _ in labelled], [lab for _, lab in labelled]),
         "best_of_n": bon,
+        "weighted_majority": weighted,
         "smoothness": smoothness(values, rollouts, gamma),
         "steps": len(flat_v),
         "rollouts": len(rollouts),

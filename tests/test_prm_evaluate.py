@@ -75,3 +75,6 @@ def test_majority_of_n():
     answers = ["1", "2", "2", None, "3", "3"]
     correct = [True, False, False, False, True, True]
     assert majority_of_n(answers, correct, [[0, 1, 2, 3], [4, 5]], 4) == pytest.approx(0.5)
+    # weighted: one confident "1" outweighs two doubtful "2"s; "3" wins its pool either way
+    weights = [0.9, 0.3, 0.4, 0.0, 0.2, 0.1]
+    assert majority_of_n(answers, correct, [[0, 1, 2, 3], [4, 5]], 4, weights) == pytest.approx(1.0)
