@@ -1,11 +1,16 @@
-"""The lab PRM comparison: outcome vs Monte-Carlo vs TD(λ) targets, same rollouts, same backbone.
+"""The lab PRM comparison at equal labelling compute: outcome, Monte-Carlo (Math-Shepherd) labels, TD(λ) with online
+re-targeting, and targets read from the engine's own search trees (tree MC, tree TD(0)); exact step labels as the
+ceiling; majority vote, pass@n and the exact checker as reference rows.
 
-    python benchmarks/prm_lab.py            # writes benchmarks/results/lab_prm_comparison.{json,md}
-    python benchmarks/prm_lab.py --ship     # ... and copies the best PRM to tdrm_search/assets/lab-prm
+    python benchmarks/prm_lab.py --base BACKBONE [--seeds 0 1 2] [--quick] [--ship]
 
-Stages are cached under --work (rollouts as JSONL, one training run folder per PRM), so a rerun resumes.
-Training problems come from the lab's training seed stream (`train_seed`), evaluation problems from seed 1.
-Every PRM is initialised from the lab policy's weights and trained with the same number of epochs.
+Every PRM starts from the same backbone (--base: a causal LM folder on the lab tokenizer, e.g. one pre-trained on
+reference solutions with `benchmarks/lab/train_policy.py --layers 4`), trains the same epochs, and is evaluated on
+the same held-out pool (eval seed 1). Labelling compute is generated tokens, counted by the engine: the path kinds
+train on --problems x --k best-of-n rollouts; the MC kinds on the first problems whose rollouts plus MC completions
+cost about as much; the tree kinds on beam-search trees (no verifier) on the first problems whose trees cost about
+as much. Stages are cached under --work (rollouts as JSONL, one run folder per PRM and seed), so a rerun resumes.
+Writes benchmarks/results/lab_prm_comparison.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -15,17 +20,25 @@ import json
 import shutil
 import time
 from pathlib import Path
-from statistics import fmean
+from statistics import fmean, stdev
 
 import torch
 
 from prm_train.collect import collect
-from prm_train.config import CollectConfig
+from prm_train.config import CollectConfig, TrainConfig
 from prm_train.data import Rollout, read_rollouts, write_rollouts
-from prm_train.evaluate import best_of_n, evaluate_prm, final_answers, majority_of_n, pools_by_problem
+from prm_train.evaluate import (
+    best_of_n,
+    evaluate_prm,
+    evaluate_values,
+    final_answers,
+    majority_of_n,
+    pools_by_problem,
+    score_rollouts,
+)
 from prm_train.export import CHECKPOINT, TRAINING_FILE
 from prm_train.targets import TargetSpec
-from prm_train.train import TrainConfig, train_prm
+from prm_train.train import train_prm
 from tdrm_search.engine import search_batch
 from tdrm_search.loading import LAB_POLICY, LAB_PRM
 from tdrm_search.prms.config import PRMConfig
@@ -37,38 +50,30 @@ from tdrm_search.tasks.lab import generate_problems, train_seed
 RESULTS = Path(__file__).parent / "results"
 LAB_PRM_CONFIG = PRMConfig(step_join="\n\n", aggregation="last")
 NS = (4, 16, 64)
+DATA = {"outcome": "paths", "exact": "paths", "td_lambda": "paths", "mc_soft": "mc", "tree_mc": "trees"}
+DATA["tree_td0"] = "trees"
+TD_KINDS = ("td_lambda", "tree_td0")
+MC_KINDS = ("mc_soft",)
 
 
-def cached_rollouts(path: Path, make) -> tuple[list[Rollout], dict]:
+def cached(path: Path, make) -> tuple[list[Rollout], dict]:
+    """Rollouts and collection stats from `path`, collecting them first when absent."""
     stats_file = path.with_suffix(".stats.json")
     if path.exists() and stats_file.exists():
         return read_rollouts(path), json.loads(stats_file.read_text())
     started = time.perf_counter()
     rollouts, stats = make()
     write_rollouts(path, rollouts)
-    info = {
-        **vars(stats),
-        "seconds": round(time.perf_counter() - started, 1),
-        "rollouts": len(rollouts),
-        "accuracy": fmean(r.outcome for r in rollouts),
-    }
+    info = {**vars(stats), "seconds": round(time.perf_counter() - started, 1), "rollouts": len(rollouts)}
+    info["accuracy"] = fmean(r.outcome for r in rollouts)
     stats_file.write_text(json.dumps(info, indent=2))
     return rollouts, info
 
 
-def train_configs(args) -> dict[str, TrainConfig]:
-    common = dict(batch_size=args.batch_size, lr=args.lr, seed=0)
-    rounds = args.td_rounds
-    return {
-        "outcome": TrainConfig(TargetSpec("outcome"), rounds=1, epochs=args.epochs, **common),
-        "mc_soft": TrainConfig(TargetSpec("mc_soft"), rounds=1, epochs=args.epochs, **common),
-        "td_lambda": TrainConfig(
-            TargetSpec("td_lambda", gamma=args.gamma, lam=args.lam),
-            rounds=rounds,
-            epochs=args.epochs // rounds,
-            **common,
-        ),
-    }
+def train_config(kind: str, seed: int, args) -> TrainConfig:
+    rounds = args.td_rounds if kind in TD_KINDS else 1
+    spec = TargetSpec(kind, gamma=1.0, lam=args.lam)
+    return TrainConfig(spec, rounds=rounds, epochs=max(1, args.epochs // rounds), batch_size=32, lr=args.lr, seed=seed)
 
 
 def trained(run_dir: Path) -> dict | None:
@@ -79,8 +84,7 @@ def trained(run_dir: Path) -> dict | None:
 
 def beam_accuracy(problems, policy, prm, ns) -> dict[str, float]:
     out = {}
-    for n in ns:
-        # n // 4 beams, 4 expansions each (search-and-learn); n = 4 is TDRM's greedy step search with k = 4
+    for n in ns:  # n // 4 beams of 4 expansions each (search-and-learn)
         results = search_batch(
             problems, policy, prm, method="beam", n=n, seed=0, max_tokens=256, beam_width=max(1, n // 4), expansions=4
         )
@@ -88,152 +92,202 @@ def beam_accuracy(problems, policy, prm, ns) -> dict[str, float]:
     return out
 
 
-def table(report: dict) -> str:
-    lines = [
-        "| PRM | BoN@4 | BoN@16 | BoN@64 | beam@4 | beam@16 | beam@64 | step AUC | first-error F1 | mean abs dV "
-        "| TD error | Lipschitz/token | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-    for name, row in report["prms"].items():
-        bon, beam, sm = row["best_of_n"]["last"], row["beam"], row["smoothness"]
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    name,
-                    *(fmt(bon[str(n)]) for n in NS),
-                    *(fmt(beam[str(n)]) for n in NS),
-                    fmt(row["step_auc"]),
-                    fmt(row["first_error"]["f1"]),
-                    fmt(sm["mean_abs_diff"]),
-                    fmt(sm["td_error"]),
-                    f"{sm['lipschitz_per_token']:.4f}",
-                    str(row.get("train_seconds", "-")),
-                ]
-            )
-            + " |"
-        )
-    base = report["baselines"]
-    lines.append("| majority vote | " + " | ".join(fmt(base["majority"][str(n)]) for n in NS) + " | | | | | | | | | |")
-    lines.append("| pass@n | " + " | ".join(fmt(base["pass"][str(n)]) for n in NS) + " | | | | | | | | | |")
-    return "\n".join(lines)
-
-
 def baselines(rollouts: list[Rollout]) -> dict:
     """No-verifier references on the same pools: majority vote, and pass@n (any rollout right)."""
     pools = pools_by_problem(rollouts)
     correct = [r.outcome for r in rollouts]
-    answers = final_answers(rollouts)
     return {
         "pass": {str(n): best_of_n([float(c) for c in correct], correct, pools, n) for n in NS},
-        "majority": {str(n): majority_of_n(answers, correct, pools, n) for n in NS},
+        "majority": {str(n): majority_of_n(final_answers(rollouts), correct, pools, n) for n in NS},
     }
+
+
+def per_problem_bon(rollouts: list[Rollout], values, n: int) -> list[float]:
+    """BoN@n (last) accuracy of each problem: the unit standard errors are taken over."""
+    scores, correct = [v[-1] for v in values], [r.outcome for r in rollouts]
+    return [best_of_n(scores, correct, [pool], n) for pool in pools_by_problem(rollouts)]
+
+
+def paired_difference(a: list[list[float]], b: list[list[float]]) -> dict:
+    """Mean and standard error (over problems) of per-problem accuracy a - b, each first averaged over seeds."""
+    diffs = [fmean(x) - fmean(y) for x, y in zip(zip(*a, strict=True), zip(*b, strict=True), strict=True)]
+    return {"mean": fmean(diffs), "se": stdev(diffs) / len(diffs) ** 0.5, "problems": len(diffs)}
+
+
+def summarise(rows: dict, ns=NS) -> dict:
+    """Mean and standard deviation over seeds of each headline metric."""
+    keys = {f"bon_last@{n}": ("best_of_n", "last", str(n)) for n in ns}
+    keys |= {f"bon_min@{n}": ("best_of_n", "min", str(n)) for n in ns}
+    keys |= {f"wmaj@{n}": ("weighted_majority", "last", str(n)) for n in ns}
+    keys |= {f"beam@{n}": ("beam", str(n)) for n in ns}
+    keys |= {"within_auc": ("within_problem_auc", "last"), "step_auc": ("step_auc",)}
+    keys |= {"first_error_f1": ("first_error", "f1"), "td_error": ("smoothness", "td_error")}
+    out = {}
+    for name, path in keys.items():
+        vals = []
+        for row in rows.values():
+            x = row
+            for k in path:
+                x = x.get(k) if isinstance(x, dict) else None
+            if x is not None:
+                vals.append(x)
+        out[name] = {"mean": fmean(vals), "sd": stdev(vals) if len(vals) > 1 else 0.0} if vals else None
+    return out
+
+
+def fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, dict):
+        return f"{x['mean']:.3f}" + (f" ± {x['sd']:.3f}" if x["sd"] else "")
+    return f"{x:.3f}"
+
+
+def table(report: dict) -> str:
+    cols = [f"bon_last@{n}" for n in NS] + ["bon_min@16", "wmaj@16", "wmaj@64"] + [f"beam@{n}" for n in NS]
+    cols += ["within_auc", "step_auc", "first_error_f1", "td_error"]
+    lines = ["| PRM | data tokens | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for name, entry in report["prms"].items():
+        lines.append(
+            f"| {name} | {entry['data_tokens']} | " + " | ".join(fmt(entry["summary"][c]) for c in cols) + " |"
+        )
+    base = report["baselines"]
+    for ref in ("majority", "pass"):
+        row = {f"bon_last@{n}": base[ref][str(n)] for n in NS} | {f"wmaj@{n}": base[ref][str(n)] for n in NS}
+        lines.append(f"| {ref} (no verifier) | | " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, entry in report["prms"].items():
+        ax.plot(NS, [entry["summary"][f"bon_last@{n}"]["mean"] for n in NS], marker="o", label=f"BoN, {name}")
+    for ref in ("majority", "pass"):
+        ax.plot(NS, [report["baselines"][ref][str(n)] for n in NS], "k--" if ref == "majority" else "k:", label=ref)
+    ax.set(xscale="log", xlabel="n (solutions)", ylabel="accuracy", title="lab, held-out pool", xticks=NS)
+    ax.set_xticklabels([str(n) for n in NS])
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", type=Path, default=LAB_POLICY, help="backbone every PRM starts from")
     p.add_argument("--work", type=Path, default=Path("/tmp/tdrm_prm_lab"))
-    p.add_argument("--train-problems", type=int, default=300)
-    p.add_argument("--k", type=int, default=8)
-    p.add_argument("--mc", type=int, default=4)
+    p.add_argument("--problems", type=int, default=300, help="training problems of the path kinds")
+    p.add_argument("--k", type=int, default=8, help="rollouts (or tree leaves) per training problem")
+    p.add_argument("--mc", type=int, default=4, help="MC completions per prefix")
     p.add_argument("--eval-problems", type=int, default=100)
     p.add_argument("--pool", type=int, default=64)
-    p.add_argument("--beam-problems", type=int, default=50)
+    p.add_argument("--beam-problems", type=int, default=30)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--td-rounds", type=int, default=2)
-    p.add_argument("--gamma", type=float, default=1.0)
     p.add_argument("--lam", type=float, default=0.7)
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--threads", type=int, default=1, help="torch threads after collection")
-    p.add_argument("--only", nargs="*", help="train/evaluate only these PRMs")
-    p.add_argument("--ship", action="store_true", help="copy the best trained PRM to tdrm_search/assets/lab-prm")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--kinds", nargs="+", default=list(DATA), choices=list(DATA))
+    p.add_argument("--threads", type=int, default=2, help="torch threads for training and scoring")
+    p.add_argument("--quick", action="store_true", help="a few minutes: 40 x 4 training, 20 x 16 eval, 1 epoch")
+    p.add_argument("--ship", action="store_true", help="copy the best TD PRM to tdrm_search/assets/lab-prm")
     args = p.parse_args()
+    if args.quick:
+        args.problems, args.k, args.eval_problems, args.pool, args.beam_problems, args.epochs = 40, 4, 20, 16, 8, 2
+        args.td_rounds, args.work = 1, args.work.with_name(args.work.name + "_quick")
+    ns = tuple(n for n in NS if n <= args.pool)
     args.work.mkdir(parents=True, exist_ok=True)
 
     from tdrm_search.policies.vllm import VLLMPolicy
 
     policy = VLLMPolicy(LAB_POLICY)
-    train_problems = generate_problems(args.train_problems, seed=train_seed(0))
+    problems = generate_problems(args.problems, seed=train_seed(0))
     eval_problems = generate_problems(args.eval_problems, seed=1)
-    train_rollouts, train_stats = cached_rollouts(
-        args.work / "train.jsonl",
-        lambda: collect(train_problems, policy, CollectConfig(k=args.k, mc_samples=args.mc, seed=0)),
+    data, stats = {}, {}
+    data["paths"], stats["paths"] = cached(args.work / "paths.jsonl", lambda: collect(problems, policy, cfg(args)))
+    budget = stats["paths"]["rollout_tokens"]
+    # the MC kinds' problems: about a third, since MC completions cost ~2x the rollouts (measured, then reported)
+    mc_problems = problems[: max(1, round(args.problems * budget / (budget + 2.1 * budget)))]
+    data["mc"], stats["mc"] = cached(
+        args.work / "mc.jsonl", lambda: collect(mc_problems, policy, cfg(args, mc_samples=args.mc))
     )
-    print("train rollouts", train_stats, flush=True)
-    eval_rollouts, eval_stats = cached_rollouts(
-        args.work / "eval.jsonl", lambda: collect(eval_problems, policy, CollectConfig(k=args.pool, seed=1))
+    data["trees"], stats["trees"] = cached(
+        args.work / "trees.jsonl", lambda: collect(problems, policy, cfg(args, method="beam"))
     )
-    print("eval rollouts", eval_stats, flush=True)
-
-    torch.set_num_threads(args.threads)  # training and scoring: 1 thread was 2-3x faster on 2 shared cores
+    data["trees"], tree_tokens = within_budget(data["trees"], stats["trees"]["tree_tokens"], budget)
+    spent = {"paths": budget, "mc": stats["mc"]["rollout_tokens"] + stats["mc"]["mc_tokens"], "trees": tree_tokens}
+    eval_rollouts, stats["eval"] = cached(
+        args.work / "eval.jsonl", lambda: collect(eval_problems, policy, cfg(args, k=args.pool, seed=1))
+    )
+    print(json.dumps(stats), flush=True)
+    torch.set_num_threads(args.threads)
     report = {
         "setup": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "policy": str(LAB_POLICY),
-        "backbone": "lab policy weights (Qwen2, hidden 128) + its tokenizer",
-        "collect": {"train": train_stats, "eval": eval_stats},
-        "prms": {},
+        "collect": stats,
         "baselines": baselines(eval_rollouts),
+        "prms": {},
     }
-    prms = {}
-    for name, cfg in train_configs(args).items():
-        if args.only and name not in args.only:
-            continue
-        run_dir = args.work / name
-        meta = trained(run_dir)
-        if meta is None:
-            print(f"training {name}", flush=True)
-            train_prm(
-                LAB_POLICY,
-                train_rollouts,
-                LAB_PRM_CONFIG,
-                cfg,
-                run_dir,
-                resume=True,
-                progress=False,
-                meta={"name": name},
-            )
-            meta = trained(run_dir)
-        prms[name] = (HFPRM(run_dir, batch_size=64), meta)
-    prms["oracle"] = (OraclePRM(), None)
-    for name, (prm, meta) in prms.items():
-        started = time.perf_counter()
-        row = evaluate_prm(prm, eval_rollouts, NS, gamma=1.0)
-        # beam search scores partial paths step by step: vLLM's prefix cache makes that incremental
-        beam_prm = VLLMPRM(args.work / name) if meta else prm
-        row["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, beam_prm, NS)
-        if meta:
-            row.update(train_seconds=meta["seconds"], losses=meta["losses"], train=meta["train"])
-        row["eval_seconds"] = round(time.perf_counter() - started, 1)
-        report["prms"][name] = row
-        print(name, json.dumps({k: row[k] for k in ("step_auc", "beam", "smoothness")}), flush=True)
+    oracle = evaluate_prm(OraclePRM(), eval_rollouts, ns)
+    oracle["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, OraclePRM(), ns)
+    report["oracle"] = {"summary": summarise({0: oracle}, ns)}
+    per_kind = {}
+    for kind in args.kinds:
+        rollouts = data[DATA[kind]]
+        rows, per_kind[kind] = {}, []
+        for seed in args.seeds:
+            run_dir = args.work / f"{kind}-s{seed}"
+            if trained(run_dir) is None:
+                print(f"training {kind} seed {seed} on {len(rollouts)} rollouts", flush=True)
+                train_prm(args.base, rollouts, LAB_PRM_CONFIG, train_config(kind, seed, args), run_dir, True, False)
+            started = time.perf_counter()
+            values = score_rollouts(HFPRM(run_dir, batch_size=64), eval_rollouts)
+            row = evaluate_values(values, eval_rollouts, ns)
+            per_kind[kind].append(per_problem_bon(eval_rollouts, values, 16))
+            row["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, VLLMPRM(run_dir), ns)
+            row["train_seconds"] = trained(run_dir)["seconds"]
+            row["eval_seconds"] = round(time.perf_counter() - started, 1)
+            rows[seed] = row
+            print(kind, seed, json.dumps(summarise({seed: row}, ns)), flush=True)
+        report["prms"][kind] = {
+            "data_tokens": spent[DATA[kind]],
+            "rollouts": len(rollouts),
+            "summary": summarise(rows, ns),
+            "seeds": rows,
+        }
         (RESULTS / "lab_prm_comparison.json").write_text(json.dumps(report, indent=2) + "\n")
+    tds, mcs = [k for k in per_kind if k in TD_KINDS], [k for k in per_kind if k in MC_KINDS]
+    if tds and mcs and 16 in ns:
+        report["td_minus_mc_bon16"] = {
+            f"{t} - {m}": paired_difference(per_kind[t], per_kind[m]) for t in tds for m in mcs
+        }
+    md = "# Lab PRM comparison at equal labelling compute\n\n" + table(report) + "\n"
+    for pair, d in report.get("td_minus_mc_bon16", {}).items():
+        md += f"\nBoN@16 {pair}: {d['mean']:+.3f} ± {d['se']:.3f} (standard error over {d['problems']} problems)\n"
+    (RESULTS / "lab_prm_comparison.md").write_text(md)
+    plot(report, RESULTS / "lab_prm_comparison.png")
+    print(md)
+    if args.ship and tds:
+        best = max(tds, key=lambda k: report["prms"][k]["summary"]["wmaj@16"]["mean"])
+        seed = max(args.seeds, key=lambda s: report["prms"][best]["seeds"][s]["weighted_majority"]["last"]["16"])
+        shutil.rmtree(LAB_PRM, ignore_errors=True)
+        shutil.copytree(args.work / f"{best}-s{seed}", LAB_PRM, ignore=shutil.ignore_patterns(CHECKPOINT))
+        print(f"shipped {best} seed {seed} to {LAB_PRM}")
 
-    trained_names = [n for n in report["prms"] if n != "oracle"]
-    score = {
-        n: fmean(
-            [report["prms"][n]["best_of_n"]["last"][str(k)] for k in NS]
-            + [report["prms"][n]["beam"][str(k)] for k in NS]
-        )
-        for n in trained_names
-    }
-    best = max(score, key=score.get)
-    report["shipped"] = {
-        "name": best,
-        "rule": "highest mean of BoN(last) and beam accuracy over n = 4, 16, 64",
-        "scores": score,
-    }
-    (RESULTS / "lab_prm_comparison.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "lab_prm_comparison.md").write_text(
-        "# Lab PRM comparison (outcome vs MC vs TD(λ) targets)\n\n" + table(report) + "\n"
-    )
-    print(table(report))
-    if args.ship:
-        if LAB_PRM.exists():
-            shutil.rmtree(LAB_PRM)
-        shutil.copytree(args.work / best, LAB_PRM, ignore=shutil.ignore_patterns(CHECKPOINT))
-        print(f"shipped {best} to {LAB_PRM}")
+
+def cfg(args, **overrides) -> CollectConfig:
+    return CollectConfig(**{"k": args.k, "seed": 0, **overrides})
+
+
+def within_budget(rollouts: list[Rollout], tree_tokens: list[int], budget: int) -> tuple[list[Rollout], int]:
+    """The rollouts of the first trees whose generated tokens (pruned branches included) fit `budget`."""
+    spent, trees = 0, 0
+    while trees < len(tree_tokens) and spent + tree_tokens[trees] <= budget:
+        spent, trees = spent + tree_tokens[trees], trees + 1
+    return [r for r in rollouts if r.tree < trees], spent
 
 
 if __name__ == "__main__":

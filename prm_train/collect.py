@@ -6,7 +6,7 @@ completions from every distinct non-terminal prefix (Math-Shepherd labels), whos
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 from tqdm.auto import tqdm
@@ -35,6 +35,7 @@ class CollectStats:
     trees: int = 0
     nodes: int = 0
     generate_calls: int = 0
+    tree_tokens: list[int] = field(default_factory=list)  # generated tokens of each tree, pruned branches included
 
 
 def is_lab(problem: Problem) -> bool:
@@ -96,6 +97,7 @@ def collect(
         stats.trees += 1
         stats.nodes += result.stats["nodes"]
         stats.rollout_tokens += int(result.stats["generated_tokens"])
+        stats.tree_tokens.append(int(result.stats["generated_tokens"]))
         stats.generate_calls += int(result.stats["generate_calls"])
         cut = tree_rollouts(result, tree, grader)
         stats.dropped += len(result.candidates) - len(cut)

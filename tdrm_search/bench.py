@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from tdrm_search.aggregate import select
 from tdrm_search.grading import GradingTimeout, check_equivalent
 from tdrm_search.types import Problem, SearchResult
 
@@ -130,14 +131,25 @@ def result_record(base: dict[str, Any], result: SearchResult, wall_s: float, gra
     }
     gold = base["gold"]
     try:
-        record["correct"] = (
-            None
-            if gold is None
-            else result.answer is not None and check_equivalent(result.answer, gold, grader_timeout)
-        )
+        record.update(grade_candidates(result, gold, grader_timeout))
     except GradingTimeout as err:
         record.update(status="failed", error=f"grader timeout: {err}", correct=False)
     return record
+
+
+def grade_candidates(result: SearchResult, gold: str | None, timeout_s: float) -> dict[str, bool | None]:
+    """Whether the chosen answer is right, and the no-verifier references on the same candidates: the majority
+    answer (self-consistency) and pass (any candidate right). Each distinct answer is graded once."""
+    if gold is None:
+        return {"correct": None, "majority_correct": None, "pass_correct": None}
+    answers = {t.answer for t in result.candidates if t.answer is not None} | {result.answer} - {None}
+    right = {a: check_equivalent(a, gold, timeout_s) for a in answers}
+    vote = select(result.candidates, "majority")
+    return {
+        "correct": bool(right.get(result.answer, False)),
+        "majority_correct": vote is not None and bool(right.get(vote.answer, False)),
+        "pass_correct": any(right.values()),
+    }
 
 
 def failed_record(base: dict[str, Any], err: BaseException) -> dict[str, Any]:
@@ -264,11 +276,20 @@ def summarize(
                 "problems": len(rs),
                 "failed": len(rs) - len(ok),
                 "accuracy": sum(bool(r["correct"]) for r in rs) / len(rs),
+                "majority@n": share(rs, "majority_correct"),
+                "pass@n": share(rs, "pass_correct"),
                 "mean_tokens": sum(r["generated_tokens"] for r in ok) / len(ok) if ok else None,
                 "s_per_problem": sum(r["wall_s"] for r in ok) / len(ok) if ok else None,
             }
         )
     return rows
+
+
+def share(records: list[dict[str, Any]], key: str) -> float | None:
+    """The share of records whose `key` is true (failed ones count as false); None when no record has it."""
+    if not any(r.get(key) is not None for r in records):
+        return None
+    return sum(bool(r.get(key)) for r in records) / len(records)
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

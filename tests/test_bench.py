@@ -188,3 +188,33 @@ def test_end_to_end_with_the_engine(tmp_path, capsys):
 
 if __name__ == "__main__":  # the slow run killed by test_sigkill_mid_run_then_resume
     run_bench(grid(40, delay=0.02), sys.argv[1], search_fn=standin_search, batch_size=1, progress=False)
+
+
+def test_records_carry_the_no_verifier_references_of_their_own_candidates():
+    from tdrm_search.bench import grade_candidates
+    from tdrm_search.types import Problem, Trajectory
+
+    def cand(answer, score):
+        return Trajectory([answer], [score], score, answer, "answer", 3, 1)
+
+    cands = [cand("3", 0.1), cand("3", 0.2), cand("5", 0.9), cand(None, 0.0)]
+    result = SearchResult(Problem("q", "3"), "5", cands[2], cands, nx.DiGraph(), {}, "best_of_n")
+    assert grade_candidates(result, "3", 10.0) == {"correct": False, "majority_correct": True, "pass_correct": True}
+    assert grade_candidates(result, "7", 10.0) == {"correct": False, "majority_correct": False, "pass_correct": False}
+    assert grade_candidates(result, None, 10.0)["majority_correct"] is None
+    rows = summarize(
+        [
+            {
+                "status": "ok",
+                "correct": False,
+                "majority_correct": True,
+                "pass_correct": True,
+                "generated_tokens": 1,
+                "wall_s": 1.0,
+                "method": "m",
+                "n": 4,
+                "dataset": "d",
+            }
+        ]
+    )
+    assert rows[0]["majority@n"] == 1.0 and rows[0]["pass@n"] == 1.0 and rows[0]["accuracy"] == 0.0
