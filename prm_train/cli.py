@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         metavar="NAME[=PATH]",
         help="lab (generated), or gsm8k, math, math500 or jsonl =a local JSONL, or hf:owner/name[:config]@train",
     )
-    p.add_argument("--policy", default="lab", help='"lab" or a model folder')
+    p.add_argument("--policy", default="lab", help='"lab", "smollm2" or a model folder')
     p.add_argument("--prm", default="none", help='PRM that guides beam / mcts: "none", "lab", "oracle" or a folder')
     p.add_argument("--backend", default="vllm", choices=["vllm", "hf"], help="backend of the policy and the PRM")
     p.add_argument("--problems", type=int, default=100, help="problems to search (the first N of a dataset)")
@@ -55,7 +55,9 @@ def register(subparsers) -> None:
     p = sub.add_parser("train", help="train a PRM from rollouts; --out is a loadable PRM folder + checkpoint")
     p.add_argument("rollouts", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--base", default="lab", help='backbone to start from: "lab" (the lab policy) or a folder')
+    p.add_argument(
+        "--base", default="lab", help='backbone to start from: "lab" (the lab policy), "smollm2" or a folder'
+    )
     add_config_args(p, TargetSpec)
     add_config_args(p, TrainConfig, only=[f.name for f in dataclasses.fields(TrainConfig) if f.name != "targets"])
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")

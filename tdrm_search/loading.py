@@ -14,6 +14,12 @@ BACKENDS = ("vllm", "hf")
 
 
 def resolve(spec: str, embedded: Path, what: str) -> Path:
+    """ "lab" is the embedded model, "smollm2" the real SmolLM2-135M-Instruct (converted from PyPI on first use),
+    anything else a folder."""
+    if spec == "smollm2":
+        from tdrm_search.smollm2 import smollm2_path
+
+        return smollm2_path()
     path = embedded if spec == "lab" else Path(spec)
     if not path.is_dir():
         raise FileNotFoundError(f"{what} {spec!r}: no model folder at {path}")
@@ -26,7 +32,7 @@ def check_backend(backend: str) -> None:
 
 
 def load_policy(spec: str, backend: str = "vllm", **kwargs) -> Policy:
-    """ "lab" is the embedded lab policy; anything else is a Hugging Face model folder."""
+    """ "lab" is the embedded lab policy, "smollm2" SmolLM2-135M-Instruct; anything else a Hugging Face model folder."""
     check_backend(backend)
     path = resolve(spec, LAB_POLICY, "policy")
     if backend == "hf":

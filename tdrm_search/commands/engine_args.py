@@ -16,7 +16,7 @@ SEARCH_OPTIONS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     engines = parser.add_argument_group("engines")
-    engines.add_argument("--policy", default="lab", help='model folder, or "lab" (the embedded lab policy)')
+    engines.add_argument("--policy", default="lab", help='model folder, "lab" (the embedded lab policy) or "smollm2"')
     engines.add_argument("--prm", default=None, help='PRM folder, "lab", "oracle" or "none" (default: best shipped)')
     engines.add_argument("--backend", choices=BACKENDS, default="vllm", help="engine for the policy")
     engines.add_argument("--prm-backend", choices=BACKENDS, help="engine for the PRM (default: --backend)")
