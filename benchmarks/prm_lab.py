@@ -84,7 +84,7 @@ def trained(run_dir: Path) -> dict | None:
 
 def beam_accuracy(problems, policy, prm, ns) -> dict[str, float]:
     out = {}
-    for n in ns:  # n // 4 beams of 4 expansions each (search-and-learn)
+    for n in ns if problems else ():  # n // 4 beams of 4 expansions each (search-and-learn)
         results = search_batch(
             problems, policy, prm, method="beam", n=n, seed=0, max_tokens=256, beam_width=max(1, n // 4), expansions=4
         )
@@ -151,6 +151,7 @@ def table(report: dict) -> str:
         lines.append(
             f"| {name} | {entry['data_tokens']} | " + " | ".join(fmt(entry["summary"][c]) for c in cols) + " |"
         )
+    lines.append("| oracle (exact checker) | | " + " | ".join(fmt(report["oracle"]["summary"][c]) for c in cols) + " |")
     base = report["baselines"]
     for ref in ("majority", "pass"):
         row = {f"bon_last@{n}": base[ref][str(n)] for n in NS} | {f"wmaj@{n}": base[ref][str(n)] for n in NS}
@@ -186,6 +187,7 @@ def main() -> None:
     p.add_argument("--eval-problems", type=int, default=100)
     p.add_argument("--pool", type=int, default=64)
     p.add_argument("--beam-problems", type=int, default=30)
+    p.add_argument("--beam-ns", type=int, nargs="+", default=list(NS), help="budgets of the beam-search rows")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--td-rounds", type=int, default=2)
     p.add_argument("--lam", type=float, default=0.7)
@@ -232,7 +234,8 @@ def main() -> None:
         "prms": {},
     }
     oracle = evaluate_prm(OraclePRM(), eval_rollouts, ns)
-    oracle["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, OraclePRM(), ns)
+    beam_ns = [n for n in args.beam_ns if n in ns]
+    oracle["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, OraclePRM(), beam_ns)
     report["oracle"] = {"summary": summarise({0: oracle}, ns)}
     per_kind = {}
     for kind in args.kinds:
@@ -247,7 +250,7 @@ def main() -> None:
             values = score_rollouts(HFPRM(run_dir, batch_size=64), eval_rollouts)
             row = evaluate_values(values, eval_rollouts, ns)
             per_kind[kind].append(per_problem_bon(eval_rollouts, values, 16))
-            row["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, VLLMPRM(run_dir), ns)
+            row["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, VLLMPRM(run_dir), beam_ns)
             row["train_seconds"] = trained(run_dir)["seconds"]
             row["eval_seconds"] = round(time.perf_counter() - started, 1)
             rows[seed] = row
