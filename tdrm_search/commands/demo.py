@@ -54,5 +54,11 @@ def run(args: argparse.Namespace) -> int:
     greedy = next(r["accuracy"] for r in rows if r["method"] == "greedy")
     best = max((r for r in rows if r["method"] != "greedy"), key=lambda r: r["accuracy"])
     print(f"\ngreedy decoding: {greedy:.1%}; best search: {best['method']} at n={best['n']}: {best['accuracy']:.1%}")
+    for r in rows:
+        if r["method"] == "best_of_n":  # the verifier's gain over voting on the very same samples
+            print(
+                f"n={r['n']}: best-of-n with the verifier {r['accuracy']:.1%}, majority vote of the same samples "
+                f"{r['majority@n']:.1%}, pass@n {r['pass@n']:.1%}"
+            )
     print("wrote " + ", ".join(str(p) for p in [records_path, args.out / "summary.json", *plots]))
     return 0
