@@ -1,6 +1,7 @@
 """The lab PRM comparison at equal labelling compute: outcome, Monte-Carlo (Math-Shepherd) labels, TD(λ) with online
 re-targeting, and targets read from the engine's own search trees (tree MC, tree TD(0)); exact step labels as the
-ceiling; majority vote, pass@n and the exact checker as reference rows.
+ceiling; majority vote, pass@n, the exact checker and the backbone's own step likelihood (no PRM training) as
+reference rows.
 
     python benchmarks/prm_lab.py --base BACKBONE [--seeds 0 1 2] [--quick] [--ship]
 
@@ -37,6 +38,7 @@ from prm_train.evaluate import (
     score_rollouts,
 )
 from prm_train.export import CHECKPOINT, TRAINING_FILE
+from prm_train.likelihood import likelihood_values
 from prm_train.targets import TargetSpec
 from prm_train.train import train_prm
 from tdrm_search.engine import search_batch
@@ -80,6 +82,34 @@ def trained(run_dir: Path) -> dict | None:
     meta = run_dir / TRAINING_FILE
     data = json.loads(meta.read_text()) if meta.exists() else {}
     return data if "losses" in data else None
+
+
+def evaluated(run_dir: Path, eval_rollouts, beam_problems, policy, ns, beam_ns) -> dict:
+    """A trained PRM's evaluation row, cached beside it (eval.json), so a rerun only adds what is new."""
+    cache = run_dir / "eval.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    started = time.perf_counter()
+    values = score_rollouts(HFPRM(run_dir, batch_size=64), eval_rollouts)
+    row = evaluate_values(values, eval_rollouts, ns)
+    row["per_problem_bon16"] = per_problem_bon(eval_rollouts, values, 16) if 16 in ns else []
+    row["beam"] = beam_accuracy(beam_problems, policy, VLLMPRM(run_dir), beam_ns)
+    row["train_seconds"] = trained(run_dir)["seconds"]
+    row["eval_seconds"] = round(time.perf_counter() - started, 1)
+    cache.write_text(json.dumps(row) + "\n")
+    return row
+
+
+def backbone_likelihood(args, eval_rollouts, ns) -> dict:
+    """The pool metrics of the backbone's own step likelihood (`prm_train.likelihood`), cached."""
+    cache = args.work / f"likelihood-{args.base.name}.json"
+    if not cache.exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(args.base).eval()
+        values = likelihood_values(model, AutoTokenizer.from_pretrained(args.base), eval_rollouts)
+        cache.write_text(json.dumps(evaluate_values(values, eval_rollouts, ns)) + "\n")
+    return json.loads(cache.read_text())
 
 
 def beam_accuracy(problems, policy, prm, ns) -> dict[str, float]:
@@ -151,7 +181,8 @@ def table(report: dict) -> str:
         lines.append(
             f"| {name} | {entry['data_tokens']} | " + " | ".join(fmt(entry["summary"][c]) for c in cols) + " |"
         )
-    lines.append("| oracle (exact checker) | | " + " | ".join(fmt(report["oracle"]["summary"][c]) for c in cols) + " |")
+    for ref, label in (("backbone_likelihood", "backbone likelihood (no PRM training)"), ("oracle", "oracle")):
+        lines.append(f"| {label} | | " + " | ".join(fmt(report[ref]["summary"][c]) for c in cols) + " |")
     base = report["baselines"]
     for ref in ("majority", "pass"):
         row = {f"bon_last@{n}": base[ref][str(n)] for n in NS} | {f"wmaj@{n}": base[ref][str(n)] for n in NS}
@@ -233,10 +264,14 @@ def main() -> None:
         "baselines": baselines(eval_rollouts),
         "prms": {},
     }
-    oracle = evaluate_prm(OraclePRM(), eval_rollouts, ns)
     beam_ns = [n for n in args.beam_ns if n in ns]
-    oracle["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, OraclePRM(), beam_ns)
-    report["oracle"] = {"summary": summarise({0: oracle}, ns)}
+    oracle_file = args.work / "oracle.json"
+    if not oracle_file.exists():
+        oracle = evaluate_prm(OraclePRM(), eval_rollouts, ns)
+        oracle["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, OraclePRM(), beam_ns)
+        oracle_file.write_text(json.dumps(oracle) + "\n")
+    report["oracle"] = {"summary": summarise({0: json.loads(oracle_file.read_text())}, ns)}
+    report["backbone_likelihood"] = {"summary": summarise({0: backbone_likelihood(args, eval_rollouts, ns)}, ns)}
     per_kind = {}
     for kind in args.kinds:
         rollouts = data[DATA[kind]]
@@ -246,14 +281,10 @@ def main() -> None:
             if trained(run_dir) is None:
                 print(f"training {kind} seed {seed} on {len(rollouts)} rollouts", flush=True)
                 train_prm(args.base, rollouts, LAB_PRM_CONFIG, train_config(kind, seed, args), run_dir, True, False)
-            started = time.perf_counter()
-            values = score_rollouts(HFPRM(run_dir, batch_size=64), eval_rollouts)
-            row = evaluate_values(values, eval_rollouts, ns)
-            per_kind[kind].append(per_problem_bon(eval_rollouts, values, 16))
-            row["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, VLLMPRM(run_dir), beam_ns)
-            row["train_seconds"] = trained(run_dir)["seconds"]
-            row["eval_seconds"] = round(time.perf_counter() - started, 1)
-            rows[seed] = row
+            rows[seed] = row = evaluated(
+                run_dir, eval_rollouts, eval_problems[: args.beam_problems], policy, ns, beam_ns
+            )
+            per_kind[kind].append(row["per_problem_bon16"])
             print(kind, seed, json.dumps(summarise({seed: row}, ns)), flush=True)
         report["prms"][kind] = {
             "data_tokens": spent[DATA[kind]],
@@ -263,7 +294,7 @@ def main() -> None:
         }
         (RESULTS / "lab_prm_comparison.json").write_text(json.dumps(report, indent=2) + "\n")
     tds, mcs = [k for k in per_kind if k in TD_KINDS], [k for k in per_kind if k in MC_KINDS]
-    if tds and mcs and 16 in ns:
+    if tds and mcs and all(per_kind[k][0] for k in tds + mcs):
         report["td_minus_mc_bon16"] = {
             f"{t} - {m}": paired_difference(per_kind[t], per_kind[m]) for t in tds for m in mcs
         }
