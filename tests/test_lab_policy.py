@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-
-import tdrm_search.tasks.lab as lab  # noqa: E402
-from tdrm_search.tasks.lab import DEFAULT_DIFFICULTY, generate_problems, grade, reference_solution  # noqa: E402
+import tdrm_search.tasks.lab as lab
+from tdrm_search.tasks.lab import DEFAULT_DIFFICULTY, generate_problems, grade, reference_solution
+from tdrm_search.vllm_engine import make_llm
 
 POLICY = Path(lab.__file__).resolve().parents[1] / "assets" / "lab-policy"
 GREEDY_BAND = (0.30, 0.65)  # stated in benchmarks/lab/README.md
@@ -62,9 +58,8 @@ def test_transformers_greedy_accuracy_in_band(hf_greedy):
 
 @pytest.fixture(scope="module")
 def llm():
-    from vllm import LLM
-
-    return LLM(str(POLICY), gpu_memory_utilization=0.2, block_size=32, seed=0, dtype="float32", max_model_len=512)
+    """The process's shared engine: a private `LLM` torn down at module end would break the session's others."""
+    return make_llm(POLICY)
 
 
 @pytest.mark.vllm
