@@ -3,7 +3,7 @@ re-targeting, and targets read from the engine's own search trees (tree MC, tree
 ceiling; majority vote, pass@n, the exact checker and the backbone's own step likelihood (no PRM training) as
 reference rows.
 
-    python benchmarks/prm_lab.py --base BACKBONE [--seeds 0 1 2] [--quick] [--ship]
+    python benchmarks/prm_lab.py --base BACKBONE [--head lm|likelihood] [--seeds 0 1 2] [--quick] [--ship]
 
 Every PRM starts from the same backbone (--base: a causal LM folder on the lab tokenizer, e.g. one pre-trained on
 reference solutions with `benchmarks/lab/train_policy.py --layers 4`), trains the same epochs, and is evaluated on
@@ -11,7 +11,7 @@ the same held-out pool (eval seed 1). Labelling compute is generated tokens, cou
 train on --problems x --k best-of-n rollouts; the MC kinds on the first problems whose rollouts plus MC completions
 cost about as much; the tree kinds on beam-search trees (no verifier) on the first problems whose trees cost about
 as much. Stages are cached under --work (rollouts as JSONL, one run folder per PRM and seed), so a rerun resumes.
-Writes benchmarks/results/lab_prm_comparison.{json,md,png}.
+Writes benchmarks/results/lab_prm_comparison.{json,md,png} (`--head likelihood`: lab_prm_comparison_likelihood.*).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from prm_train.evaluate import (
     score_rollouts,
 )
 from prm_train.export import CHECKPOINT, TRAINING_FILE
-from prm_train.likelihood import likelihood_values
 from prm_train.targets import TargetSpec
 from prm_train.train import train_prm
 from tdrm_search.engine import search_batch
@@ -50,7 +49,10 @@ from tdrm_search.prms.vllm import VLLMPRM
 from tdrm_search.tasks.lab import generate_problems, train_seed
 
 RESULTS = Path(__file__).parent / "results"
-LAB_PRM_CONFIG = PRMConfig(step_join="\n\n", aggregation="last")
+HEADS = {  # the read-out every PRM of one run trains (--head): a step-tag classifier, or the LM's own likelihood
+    "lm": PRMConfig(step_join="\n\n", aggregation="last"),
+    "likelihood": PRMConfig(head="likelihood", step_join="\n\n", aggregation="last"),
+}
 NS = (4, 16, 64)
 DATA = {"outcome": "paths", "exact": "paths", "td_lambda": "paths", "mc_soft": "mc", "tree_mc": "trees"}
 DATA["tree_td0"] = "trees"
@@ -101,14 +103,14 @@ def evaluated(run_dir: Path, eval_rollouts, beam_problems, policy, ns, beam_ns) 
 
 
 def backbone_likelihood(args, eval_rollouts, ns) -> dict:
-    """The pool metrics of the backbone's own step likelihood (`prm_train.likelihood`), cached."""
+    """The pool metrics of the backbone's own step likelihood, untrained (likelihood head, scale 1, bias 0), cached."""
     cache = args.work / f"likelihood-{args.base.name}.json"
     if not cache.exists():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(args.base).eval()
-        values = likelihood_values(model, AutoTokenizer.from_pretrained(args.base), eval_rollouts)
-        cache.write_text(json.dumps(evaluate_values(values, eval_rollouts, ns)) + "\n")
+        model = AutoModelForCausalLM.from_pretrained(args.base)
+        prm = HFPRM(model, AutoTokenizer.from_pretrained(args.base), HEADS["likelihood"], batch_size=64)
+        cache.write_text(json.dumps(evaluate_values(score_rollouts(prm, eval_rollouts), eval_rollouts, ns)) + "\n")
     return json.loads(cache.read_text())
 
 
@@ -225,6 +227,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--kinds", nargs="+", default=list(DATA), choices=list(DATA))
+    p.add_argument("--head", default="lm", choices=list(HEADS), help="the read-out every PRM trains")
     p.add_argument("--threads", type=int, default=2, help="torch threads for training and scoring")
     p.add_argument("--quick", action="store_true", help="a few minutes: 40 x 4 training, 20 x 16 eval, 1 epoch")
     p.add_argument("--ship", action="store_true", help="copy the best TD PRM to tdrm_search/assets/lab-prm")
@@ -272,15 +275,15 @@ def main() -> None:
         oracle_file.write_text(json.dumps(oracle) + "\n")
     report["oracle"] = {"summary": summarise({0: json.loads(oracle_file.read_text())}, ns)}
     report["backbone_likelihood"] = {"summary": summarise({0: backbone_likelihood(args, eval_rollouts, ns)}, ns)}
-    per_kind = {}
+    per_kind, stem = {}, "lab_prm_comparison" + ("" if args.head == "lm" else f"_{args.head}")
     for kind in args.kinds:
         rollouts = data[DATA[kind]]
         rows, per_kind[kind] = {}, []
         for seed in args.seeds:
-            run_dir = args.work / f"{kind}-s{seed}"
+            run_dir = args.work / f"{args.head}-{kind}-s{seed}"
             if trained(run_dir) is None:
                 print(f"training {kind} seed {seed} on {len(rollouts)} rollouts", flush=True)
-                train_prm(args.base, rollouts, LAB_PRM_CONFIG, train_config(kind, seed, args), run_dir, True, False)
+                train_prm(args.base, rollouts, HEADS[args.head], train_config(kind, seed, args), run_dir, True, False)
             rows[seed] = row = evaluated(
                 run_dir, eval_rollouts, eval_problems[: args.beam_problems], policy, ns, beam_ns
             )
@@ -292,23 +295,23 @@ def main() -> None:
             "summary": summarise(rows, ns),
             "seeds": rows,
         }
-        (RESULTS / "lab_prm_comparison.json").write_text(json.dumps(report, indent=2) + "\n")
+        (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     tds, mcs = [k for k in per_kind if k in TD_KINDS], [k for k in per_kind if k in MC_KINDS]
     if tds and mcs and all(per_kind[k][0] for k in tds + mcs):
         report["td_minus_mc_bon16"] = {
             f"{t} - {m}": paired_difference(per_kind[t], per_kind[m]) for t in tds for m in mcs
         }
-    md = "# Lab PRM comparison at equal labelling compute\n\n" + table(report) + "\n"
+    md = f"# Lab PRM comparison at equal labelling compute ({args.head} head)\n\n" + table(report) + "\n"
     for pair, d in report.get("td_minus_mc_bon16", {}).items():
         md += f"\nBoN@16 {pair}: {d['mean']:+.3f} ± {d['se']:.3f} (standard error over {d['problems']} problems)\n"
-    (RESULTS / "lab_prm_comparison.md").write_text(md)
-    plot(report, RESULTS / "lab_prm_comparison.png")
+    (RESULTS / f"{stem}.md").write_text(md)
+    plot(report, RESULTS / f"{stem}.png")
     print(md)
     if args.ship and tds:
         best = max(tds, key=lambda k: report["prms"][k]["summary"]["wmaj@16"]["mean"])
         seed = max(args.seeds, key=lambda s: report["prms"][best]["seeds"][s]["weighted_majority"]["last"]["16"])
         shutil.rmtree(LAB_PRM, ignore_errors=True)
-        shutil.copytree(args.work / f"{best}-s{seed}", LAB_PRM, ignore=shutil.ignore_patterns(CHECKPOINT))
+        shutil.copytree(args.work / f"{args.head}-{best}-s{seed}", LAB_PRM, ignore=shutil.ignore_patterns(CHECKPOINT))
         print(f"shipped {best} seed {seed} to {LAB_PRM}")
 
 

@@ -11,7 +11,11 @@ from prm_train.imports import FORMATS
 from prm_train.targets import TargetSpec
 from tdrm_search.config_args import add_config_args, config_from_args
 
-HEAD_CONFIGS = {"lm": {"step_join": "\n\n"}, "value": {"head": "value", "step_join": "\n\n"}}  # TDRM's layout
+HEAD_CONFIGS = {  # TDRM's layout
+    "lm": {"step_join": "\n\n"},
+    "value": {"head": "value", "step_join": "\n\n"},
+    "likelihood": {"head": "likelihood", "step_join": "\n\n"},
+}
 
 
 def register(subparsers) -> None:
@@ -66,7 +70,8 @@ def register(subparsers) -> None:
         choices=sorted(HEAD_CONFIGS),
         default="lm",
         help="lm: P(good) at step tags of the causal LM; value: a 1-logit sequence-classification head "
-        "read at the last token of each step's conversation (TDRM's scalar PRM)",
+        "read at the last token of each step's conversation (TDRM's scalar PRM); likelihood: sigmoid(scale * "
+        "log-probability of the least likely token so far + bias), the LM trained through it",
     )
     p.add_argument("--prm-config", type=json.loads, default={}, help="PRMConfig fields as JSON, over --head's")
     p.set_defaults(func=run_train)

@@ -4,12 +4,14 @@ Hugging Face model + tokenizer files (a value head is a `*ForSequenceClassificat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
 
+from prm_train.model import attach_readout
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.hf import load_model
 
@@ -20,7 +22,12 @@ CHECKPOINT = "checkpoint.pt"  # a training run folder is an exported PRM plus th
 def export(model, tokenizer, config: PRMConfig, folder: str | Path, meta: dict | None = None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder, safe_serialization=True)
+    state = None
+    readout = getattr(model, "likelihood_readout", None)
+    if readout is not None:  # a plain causal-LM folder; the learned read-out goes to tdrm_prm.json
+        config = dataclasses.replace(config, scale=readout.scale.item(), bias=readout.bias.item())
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("likelihood_readout.")}
+    model.save_pretrained(folder, safe_serialization=True, state_dict=state)
     tokenizer.save_pretrained(folder)
     config.save(folder)
     if meta is not None:
@@ -35,7 +42,7 @@ def export_checkpoint(run_dir: str | Path, folder: str | Path) -> Path:
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt} not found: train with --out {run_dir} first")
     config = PRMConfig.load(run_dir)
-    model = load_model(run_dir, config, torch.float32)
+    model = attach_readout(load_model(run_dir, config, torch.float32), config)
     model.load_state_dict(torch.load(ckpt, weights_only=False)["model"])
     meta_file = run_dir / TRAINING_FILE
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else None

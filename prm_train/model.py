@@ -1,5 +1,6 @@
-"""The PRM model: a causal-LM backbone read out at step tags (P(good) against P(bad)), or a 1-logit
-sequence-classification head read at the last token of each step's conversation (the value head). Rollouts are
+"""The PRM model: a causal-LM backbone read out at step tags (P(good) against P(bad)), a 1-logit
+sequence-classification head read at the last token of each step's conversation (the value head), or the LM's own
+least likely token so far through a learned (scale, bias) (the likelihood head). Rollouts are
 encoded exactly as the engine's `HFPRM` / `VLLMPRM` encode them at inference (`encode_reads`), packed one
 rollout to a row."""
 
@@ -22,8 +23,9 @@ from tdrm_search.prms.encoding import (
     pad_values,
     single_token_id,
 )
+from tdrm_search.prms.likelihood import LikelihoodReadout, step_least_logprobs
 
-TRAINABLE_HEADS = ("lm", "value")
+TRAINABLE_HEADS = ("lm", "value", "likelihood")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Packed:
     segment: list[int]  # per token: 0 in the body, k + 1 in tail k
     sees: list[int]  # per token: how many leading body tokens it attends to
     ends: list[int]  # read positions, in step order
+    prompt: int = 0  # a single path's ids before its first step
 
     @classmethod
     def of(cls, paths: Sequence[EncodedPath]) -> Packed:
@@ -62,7 +65,7 @@ class Packed:
             positions += range(shared, shared + len(tail))
             segment += [k + 1] * len(tail)
             sees += [shared] * len(tail)
-        return cls(ids, positions, segment, sees, ends)
+        return cls(ids, positions, segment, sees, ends, paths[0].prompt if len(paths) == 1 else 0)
 
     def mask(self) -> torch.Tensor:
         """[tokens, tokens] True where a query token (row) may attend a key token (column)."""
@@ -85,6 +88,8 @@ def check_tokenizer(model, tokenizer, config: PRMConfig) -> Readout:
         if getattr(getattr(model, "score", None), "out_features", None) != 1:
             raise ValueError("a 'value' PRM trains a sequence-classification model with one label (num_labels=1)")
         return Readout("value")
+    if config.head == "likelihood":
+        return Readout("likelihood")
     single_token_id(tokenizer, config.step_tag, "step_tag")
     good = single_token_id(tokenizer, config.good_token, "good_token")
     bad = single_token_id(tokenizer, config.bad_token, "bad_token")
@@ -98,7 +103,8 @@ def load_backbone(base: str | Path, config: PRMConfig, seed: int = 0) -> tuple[t
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     if config.head != "value":
-        return AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).train(), tokenizer
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        return attach_readout(model, config).train(), tokenizer
     if tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": "[PAD]"})
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -107,6 +113,19 @@ def load_backbone(base: str | Path, config: PRMConfig, seed: int = 0) -> tuple[t
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     return model.train(), tokenizer
+
+
+def packed_path(packed: Packed) -> EncodedPath:
+    """A single-path row (tag and likelihood heads) as the path it packs."""
+    return EncodedPath(packed.ids, packed.ends, prompt=packed.prompt)
+
+
+def attach_readout(model, config: PRMConfig):
+    """A likelihood-head PRM trains its (scale, bias) with the LM: kept as the submodule `likelihood_readout`
+    (in checkpoints; `export` writes it to tdrm_prm.json)."""
+    if config.head == "likelihood":
+        model.likelihood_readout = LikelihoodReadout(config.scale, config.bias)
+    return model
 
 
 def encode_rollouts(tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], max_len: int) -> list[Packed]:
@@ -119,7 +138,11 @@ def read_logits(model, packed: Sequence[Packed], readout: Readout, pad: int) -> 
     """The logit whose sigmoid is the engine's value, at every read position of every rollout, concatenated rollout
     by rollout (differentiable): logit(good) − logit(bad) at step tags, or the value head's logit.
 
-    Right padding; each row's own mask (padding attends only to itself and is never read)."""
+    Right padding; each row's own mask (padding attends only to itself and is never read). The likelihood head:
+    its read-out of m_t, the least likely token so far (`tdrm_search.prms.likelihood`)."""
+    if readout.head == "likelihood":
+        least = step_least_logprobs(model, [packed_path(p) for p in packed], pad)
+        return model.likelihood_readout(torch.cat(least))
     width = max(len(p.ids) for p in packed)
     ids = torch.full((len(packed), width), pad, dtype=torch.long)
     positions = torch.zeros((len(packed), width), dtype=torch.long)

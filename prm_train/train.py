@@ -27,11 +27,13 @@ from prm_train.model import (
     check_tokenizer,
     encode_rollouts,
     load_backbone,
+    packed_path,
     read_logits,
     rollout_values,
 )
 from prm_train.targets import TargetSpec, all_targets
 from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.likelihood import step_least_logprobs
 
 
 @dataclass
@@ -97,6 +99,8 @@ def fit(
     while state["round"] < cfg.rounds:
         if state["targets"] is None:
             state["targets"] = round_targets(model, rollouts, packed, readout, pad, cfg.targets, state["round"])
+            if readout.head == "likelihood" and state["steps"] == 0:
+                calibrate(model, packed, state["targets"], keep, pad)
         loss = run_epoch(model, opt, packed, state["targets"], keep, cfg, state, readout, pad, progress)
         state["losses"].append(loss)
         state["epoch"] += 1
@@ -114,6 +118,33 @@ def fit(
             )
     model.eval()
     return TrainResult(state["losses"], time.perf_counter() - started, state["steps"])
+
+
+@torch.no_grad()
+def calibrate(model, packed: Sequence[Packed], targets, keep, pad: int, batch_size: int = 64) -> None:
+    """Fit the likelihood head's (scale, bias) to the first targets with the LM fixed, so that training the LM
+    starts from calibrated values instead of spending its first steps (and the backbone's knowledge) on them."""
+    readout = model.likelihood_readout
+    was_training = model.training
+    model.eval()
+    feats = torch.cat(
+        [
+            torch.cat(step_least_logprobs(model, [packed_path(packed[i]) for i in keep[c : c + batch_size]], pad))
+            for c in range(0, len(keep), batch_size)
+        ]
+    )
+    y = torch.tensor([t for i in keep for t in targets[i]], dtype=feats.dtype)
+    opt = torch.optim.LBFGS(readout.parameters(), lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        with torch.enable_grad():
+            loss = F.binary_cross_entropy_with_logits(readout(feats), y)
+            loss.backward()
+        return loss
+
+    opt.step(closure)
+    model.train(was_training)
 
 
 def run_epoch(

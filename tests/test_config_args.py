@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 
 import pytest
 
@@ -60,8 +61,9 @@ def test_prm_train_flags_build_the_train_config():
     assert cfg == TrainConfig(TargetSpec("nstep", n=2), lr=1e-3, epochs=1)
 
 
-def test_prm_train_value_head_from_the_command_line(tmp_path):
-    """`tdrm prm train --head value` as a user runs it: a folder the engine loads, scoring every step."""
+@pytest.mark.parametrize("head", ["value", "likelihood"])
+def test_prm_train_head_from_the_command_line(tmp_path, head):
+    """`tdrm prm train --head HEAD` as a user runs it: a folder the engine loads, scoring every step."""
     from test_cli import tdrm
     from test_prm_model import lab_rollouts
 
@@ -71,10 +73,11 @@ def test_prm_train_value_head_from_the_command_line(tmp_path):
 
     rollouts = lab_rollouts(6)
     write_rollouts(tmp_path / "r.jsonl", rollouts)
-    out = tdrm("prm", "train", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "prm"), "--head", "value",
+    out = tdrm("prm", "train", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "prm"), "--head", head,
                "--kind", "td0", "--rounds", "2", "--epochs", "1", "--batch-size", "3")  # fmt: skip
     assert out.returncode == 0, out.stderr
     scores = load_prm(str(tmp_path / "prm"), backend="hf").score(
         [ScoreRequest(rollouts[0].problem, tuple(rollouts[0].steps))]
     )
     assert len(scores.scores[0]) == len(rollouts[0].steps)
+    assert json.loads((tmp_path / "prm" / "tdrm_prm.json").read_text())["head"] == head

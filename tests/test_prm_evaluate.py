@@ -78,27 +78,3 @@ def test_majority_of_n():
     # weighted: one confident "1" outweighs two doubtful "2"s; "3" wins its pool either way
     weights = [0.9, 0.3, 0.4, 0.0, 0.2, 0.1]
     assert majority_of_n(answers, correct, [[0, 1, 2, 3], [4, 5]], 4, weights) == pytest.approx(1.0)
-
-
-def test_likelihood_values_are_the_running_least_likely_token(lab_base):
-    import math
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from prm_train.likelihood import likelihood_values, step_spans
-
-    tok, model = AutoTokenizer.from_pretrained(lab_base), AutoModelForCausalLM.from_pretrained(lab_base).eval()
-    p = generate_problems(2, seed=3)
-    steps = [s + "\n\n" for s in reference_solution(p[0]).split("\n\n")]
-    rollouts = [Rollout(p[0], steps, [1] * len(steps), True), Rollout(p[1], ["Day 1: 1 + 1 = 2"], [1], False)]
-    values = likelihood_values(model, tok, rollouts, batch_size=2)  # padded together, yet each as if alone
-    ids, spans = step_spans(tok, rollouts[0])
-    with torch.inference_mode():
-        lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
-    expected, running = [], 0.0
-    for start, end in spans:
-        running = min(running, min(lp[j - 1, ids[j]].item() for j in range(start, end)))
-        expected.append(math.exp(running))
-    assert values[0] == pytest.approx(expected, rel=1e-4)
-    assert all(a >= b for a, b in zip(values[0], values[0][1:], strict=False)) and len(values[1]) == 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_FILE = "tdrm_prm.json"
-HEADS = ("lm", "token_classify", "value")
+HEADS = ("lm", "token_classify", "value", "likelihood")
 
 
 @dataclass(frozen=True)
@@ -18,12 +18,14 @@ class PRMConfig:
     head: "lm" reads P(good) / (P(good) + P(bad)) from the LM head at each step tag (Math-Shepherd style);
           "token_classify" reads class `positive_label` of a 2-class head at each step tag (Qwen2.5-Math-PRM);
           "value" reads sigmoid of a 1-logit sequence-classification head at the last token of the prefix
-          rendered as a whole conversation, one sequence per step (TDRM's scalar PRMs, outcome RMs).
+          rendered as a whole conversation, one sequence per step (TDRM's scalar PRMs, outcome RMs);
+          "likelihood" reads sigmoid(scale * m_t + bias) from a causal LM, m_t the log-probability of the least
+          likely token of steps 0..t (`prms/likelihood.py`); `scale` and `bias` are learned by `prm_train`.
     prompt_template: a format string with `{question}`, or "chat" to render the tokenizer's chat template
           (with `system_prompt` when given). Tag heads append the steps after the generation prompt; the value
           head renders them as the assistant's closed turn.
     Each step is stripped of surrounding white space and written as `step_join` (between steps) + step + `step_tag`
-    (the value head ignores the tag fields). README "PRMs" says which head to choose.
+    (the value and likelihood heads ignore the tag fields). README "PRMs" says which head to choose.
     """
 
     head: str = "lm"
@@ -36,13 +38,15 @@ class PRMConfig:
     step_join: str = ""
     step_delimiter: str = "\n\n"
     aggregation: str = "last"
+    scale: float = 1.0
+    bias: float = 0.0
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"PRM config: head must be one of {HEADS}, got {self.head!r}")
         if self.head == "lm" and not (self.good_token and self.bad_token):
             raise ValueError("PRM config: an 'lm' head needs good_token and bad_token")
-        if self.head == "value":  # read at the last token: the tag fields do not apply
+        if self.head in ("value", "likelihood"):  # no tag is read: the tag fields do not apply
             for name, empty in (("step_tag", ""), ("good_token", None), ("bad_token", None)):
                 object.__setattr__(self, name, empty)
         elif not self.step_tag:

@@ -27,6 +27,7 @@ class EncodedPath:
     ids: list[int]
     ends: list[int]  # positions whose values are read, in step order (tag heads: each step's tag)
     shared: int | None = None  # leading ids the sequences of extensions share (None: all of them)
+    prompt: int = 0  # ids before the first step (tag and likelihood heads)
 
     @property
     def prefix(self) -> tuple[int, ...]:
@@ -39,7 +40,7 @@ class EncodedPath:
         if len(self.ids) <= max_len:
             return self
         log.warning("PRM context is %d tokens; steps of %s past it get value 0", max_len, name)
-        return EncodedPath(self.ids[:max_len], [e for e in self.ends if e < max_len])
+        return EncodedPath(self.ids[:max_len], [e for e in self.ends if e < max_len], prompt=self.prompt)
 
 
 def chat(tokenizer, config: PRMConfig, question: str, answer: str | None = None) -> str:
@@ -96,11 +97,11 @@ def encode_path(
     """A tag head's token ids of the whole path and the read-out position of every step (cut to `max_len`)."""
     chat = config.prompt_template == "chat"
     ids = tokenizer.encode(prompt_text(tokenizer, config, question), add_special_tokens=not chat)
-    ends = []
+    prompt, ends = len(ids), []
     for k, step in enumerate(steps):
         ids = ids + tokenizer.encode(step_text(config, step, k), add_special_tokens=False)
         ends.append(len(ids) - 1)
-    path = EncodedPath(ids, ends)
+    path = EncodedPath(ids, ends, prompt=prompt)
     return path.fit(max_len, repr(question[:40])) if max_len else path
 
 
@@ -139,7 +140,9 @@ def encode_reads(
     if config.head == "value":
         return encode_values(tokenizer, config, question, steps, start, max_len)
     path = encode_path(tokenizer, config, question, steps, max_len)
-    return [EncodedPath(path.ids, path.ends[start:])]
+    if config.head == "likelihood":  # m_t needs every step's tokens: the whole path, read from `start`
+        return [path]
+    return [EncodedPath(path.ids, path.ends[start:], prompt=path.prompt)]
 
 
 def common_length(rows: list[list[int]]) -> int:

@@ -25,6 +25,7 @@ from tdrm_search.prms.encoding import (
     pad_values,
     single_token_id,
 )
+from tdrm_search.prms.likelihood import LikelihoodReadout, step_least_logprobs
 from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
 
 
@@ -37,7 +38,7 @@ def load_model(folder: str | Path, config: PRMConfig, dtype: torch.dtype):
     if config.head == "value":
         check_value_model(folder)
         return AutoModelForSequenceClassification.from_pretrained(folder, dtype=dtype)
-    if config.head == "lm":
+    if config.head in ("lm", "likelihood"):
         return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     if is_process_reward_model(folder):
         return Qwen2ProcessRewardModel.from_pretrained(folder, dtype=dtype)
@@ -47,7 +48,7 @@ def load_model(folder: str | Path, config: PRMConfig, dtype: torch.dtype):
 def backbone_and_head(model, head: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The decoder that yields hidden states and the layer that reads them (LM head or classifier)."""
     backbone = model.model if isinstance(model, Qwen2ProcessRewardModel) else model.base_model
-    if head == "lm":
+    if head in ("lm", "likelihood"):
         return backbone, model.get_output_embeddings()
     return backbone, model.score if hasattr(model, "score") else model.classifier
 
@@ -93,6 +94,9 @@ class HFPRM:
             self.bad = single_token_id(tokenizer, config.bad_token, "bad_token")
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.kv = PrefixKVCache(cache_tokens)
+        self.likelihood = None
+        if config.head == "likelihood":  # a model in training carries its read-out; a loaded one has it in config
+            self.likelihood = getattr(model, "likelihood_readout", None) or LikelihoodReadout(config.scale, config.bias)
 
     def encode(self, request: ScoreRequest) -> list[EncodedPath]:
         return encode_reads(
@@ -137,6 +141,8 @@ class HFPRM:
         return self.run([p.ids for p in paths], None, 0, [p.ends for p in paths])[0]
 
     def score(self, requests: list[ScoreRequest]) -> ScoreOutput:
+        if self.likelihood is not None:
+            return self.score_likelihood(requests)
         encoded = [self.encode(r) for r in requests]
         rows = [(i, row) for i, seqs in enumerate(encoded) for row in seqs if row.ends]  # the rest do not fit
         values, cached = self.score_rows([row for _, row in rows])
@@ -147,6 +153,20 @@ class HFPRM:
             hits[i] += c
         scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(scores, requests, strict=True)]
         return ScoreOutput(scores, [sum(len(row.ids) for row in seqs) for seqs in encoded], hits)
+
+    @torch.inference_mode()
+    def score_likelihood(self, requests: list[ScoreRequest]) -> ScoreOutput:
+        """The likelihood head reads each whole path (m_t needs every step's tokens), batched, nothing stored."""
+        paths = [self.encode(r)[0] for r in requests]
+        values: list[list[float]] = [[] for _ in requests]
+        for c in range(0, len(paths), self.batch_size):
+            chunk = [i for i in range(c, min(c + self.batch_size, len(paths))) if paths[i].ends]
+            if chunk:
+                least = step_least_logprobs(self.model, [paths[i] for i in chunk], self.pad)
+                for i, m in zip(chunk, least, strict=True):
+                    values[i] = torch.sigmoid(self.likelihood(m)).tolist()
+        scores = [pad_values(v, len(r.steps))[r.start :] for v, r in zip(values, requests, strict=True)]
+        return ScoreOutput(scores, [len(p.ids) for p in paths], [0] * len(paths))
 
     def score_rows(self, rows: list[EncodedPath]) -> tuple[list[list[float]], list[int]]:
         """Each row's values and how many of its tokens came from the store or from a part it shares with other

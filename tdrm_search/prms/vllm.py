@@ -2,7 +2,7 @@
 tag, asking only for the good/bad logprobs, so each step's prefix comes from the prefix cache.
 The value head: one `classify` request per new step (the pooling runner's last-token pooling reads the prefix
 cache). Token-classification heads (Qwen2.5-Math-PRM) go through per-token pooling, which does not cache
-prefixes."""
+prefixes; the likelihood head reads each whole path's prompt logprobs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig, check_value_model
 from tdrm_search.prms.encoding import check_format, encode_reads, pad_values, single_token_id
+from tdrm_search.prms.likelihood import LikelihoodReadout, running_least
 from tdrm_search.vllm_engine import make_llm
 
 
@@ -42,6 +43,8 @@ class VLLMPRM:
         max_len = self.llm.llm_engine.model_config.max_model_len
         if self.config.head == "token_classify":
             return self.score_pooling(requests, max_len)
+        if self.config.head == "likelihood":
+            return self.score_likelihood(requests, max_len)
         reads = [
             (i, path.ids[: end + 1])
             for i, r in enumerate(requests)
@@ -90,6 +93,30 @@ class VLLMPRM:
             use_tqdm=False,
         )
         return [(0.5 * (1.0 + math.tanh(float(out.outputs.probs[0]) / 2)), out) for out in outputs]  # sigmoid
+
+    def score_likelihood(self, requests, max_len: int) -> ScoreOutput:
+        """The likelihood head from each whole path's prompt logprobs (one `max_tokens=1` request per path)."""
+        import torch
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        paths = [
+            encode_reads(self.tokenizer, self.config, r.problem.question, r.steps, 0, max_len)[0] for r in requests
+        ]
+        todo = [i for i, p in enumerate(paths) if p.ends]
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=paths[i].ids) for i in todo], params, use_tqdm=False)
+        values: list[list[float]] = [[] for _ in requests]
+        cached = [0] * len(requests)
+        readout = LikelihoodReadout(self.config.scale, self.config.bias)
+        for i, out in zip(todo, outputs, strict=True):
+            ids = paths[i].ids
+            token_lp = torch.tensor([out.prompt_logprobs[j][ids[j]].logprob for j in range(1, len(ids))])
+            with torch.no_grad():
+                values[i] = torch.sigmoid(readout(running_least(token_lp, paths[i]))).tolist()
+            cached[i] = out.num_cached_tokens or 0
+        scores = [pad_values(v, len(r.steps))[r.start :] for v, r in zip(values, requests, strict=True)]
+        return ScoreOutput(scores, [len(p.ids) for p in paths], cached)
 
     def score_pooling(self, requests, max_len: int) -> ScoreOutput:
         import torch
