@@ -1,8 +1,10 @@
 """Check the grader on real data and write benchmarks/results/grading_check.json.
 
 MATH-500: the boxed answer extracted from each reference solution must be equivalent to the row's `answer`
-(also reported: math-verify alone, without the exact-string shortcut, as a diagnostic).
-GSM8K: each "#### N" answer must grade equal to itself written as "N", "N.0" and "$N".
+(also reported: math-verify alone, without the exact-string shortcut, as a diagnostic), and so must the answer
+the math_verify extraction policy (MATH's default) reads from the whole solution.
+GSM8K: each "#### N" answer must grade equal to itself written as "N", "N.0" and "$N", and the strict and
+flexible policies (GSM8K's default pair) must read N from each reference solution.
 
     python benchmarks/grading_check.py [--data DIR] [--out FILE]
 """
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tdrm_search.datasets import read_jsonl
+from tdrm_search.extraction import extract
 from tdrm_search.grading import extract_answer, grade, is_equivalent, math_equal
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -58,6 +61,16 @@ def gsm8k_cases(path: Path) -> Iterator[tuple[str, bool, dict]]:
         yield f"line {lineno}", not failed, {"gold": gold, "failed_forms": failed}
 
 
+def extraction_cases(
+    path: Path, policy: str, text_field: str, gold: Callable[[dict], str | None]
+) -> Iterator[tuple[str, bool, dict]]:
+    """(line, passed, miss details) per row: the answer `policy` reads from the row's `text_field` against its gold."""
+    for lineno, row in read_jsonl(path):
+        found, reference = extract(row[text_field], policy), gold(row)
+        ok = found.answer is not None and is_equivalent(found.answer, reference)
+        yield f"line {lineno}", ok, {"extracted": found.answer, "reason": found.reason, "gold": reference}
+
+
 def run_check(name: str, cases: Iterator[tuple[str, bool, dict]]) -> CheckResult:
     result = CheckResult(name)
     start = time.perf_counter()
@@ -80,6 +93,19 @@ def main() -> None:
         # diagnostic: math-verify alone, without is_equivalent's exact-string shortcut
         run_check("math500_math_verify_only", math500_cases(args.data / "math500_test.jsonl", math_equal)),
         run_check("gsm8k_answer_forms", gsm8k_cases(args.data / "gsm8k_test.jsonl")),
+        run_check(
+            "math500_math_verify_extraction",
+            extraction_cases(args.data / "math500_test.jsonl", "math_verify", "solution", lambda row: row["answer"]),
+        ),
+        *(
+            run_check(
+                f"gsm8k_{policy}_extraction",
+                extraction_cases(
+                    args.data / "gsm8k_test.jsonl", policy, "answer", lambda row: extract_answer(row["answer"])
+                ),
+            )
+            for policy in ("strict", "flexible")
+        ),
     ]
     report = {check.name: {**asdict(check), "rate": round(check.rate, 4)} for check in checks}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,11 @@
 Records are appended (orjson), flushed and fsynced one at a time. Re-running resumes: keys already in the file
 are skipped, and a torn last line (a run killed mid-write) is cut off first, so a kill loses at most the record
 in flight. A problem whose search or grading fails is recorded with status "failed" and its reason.
+
+Each dataset is graded under its extraction policies (`Grid.extract`, by default the dataset's own: GSM8K strict
+and flexible as lm-evaluation-harness reports it, MATH math-verify's). A record names its primary policy
+(`extract`); `answer` and `correct` are that policy's, and `extractions` holds every policy's answer, grades and,
+when it found no answer, the reason.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tdrm_search.aggregate import select
+from tdrm_search.config import SearchConfig
+from tdrm_search.datasets import extraction_policies
+from tdrm_search.ending import final_answer
+from tdrm_search.extraction import ENGINE_POLICY, check_policies, extract
 from tdrm_search.grading import GradingTimeout, check_equivalent
 from tdrm_search.types import Problem, SearchResult
 
@@ -83,13 +92,27 @@ class RecordLog:
 
 @dataclass(frozen=True)
 class Grid:
-    """What to run: datasets (name -> problems), methods, budgets n and seeds; extra options go to search."""
+    """What to run: datasets (name -> problems), methods, budgets n and seeds; extra options go to search.
+    `extract` names a dataset's extraction policies (the first is primary) where its own should not be used."""
 
     datasets: dict[str, list[Problem]]
     methods: Sequence[str]
     budgets: Sequence[int]
     seeds: Sequence[int] = (0,)
     options: dict[str, Any] = field(default_factory=dict)
+    extract: dict[str, Sequence[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.extract) - set(self.datasets))
+        if unknown:
+            raise ValueError(f"extraction policies given for datasets not in the grid: {unknown}")
+        for dataset in self.datasets:
+            self.policies(dataset)
+
+    def policies(self, dataset: str) -> tuple[str, ...]:
+        """The extraction policies that grade `dataset`: those in `extract`, else the dataset's own."""
+        given = self.extract.get(dataset)
+        return check_policies(given) if given is not None else extraction_policies(dataset)
 
     def cells(self) -> Iterator[tuple[str, str, int, int]]:
         for dataset in self.datasets:
@@ -103,21 +126,33 @@ def problem_id(problem: Problem, index: int) -> str:
     return problem.id if problem.id is not None else str(index)
 
 
-def _record(dataset: str, problem: Problem, pid: str, method: str, n: int, seed: int) -> dict[str, Any]:
+def _record(dataset: str, problem: Problem, pid: str, method: str, n: int, seed: int, extract: str) -> dict[str, Any]:
     return {
         "dataset": dataset,
         "id": pid,
         "method": method,
         "n": n,
         "seed": seed,
+        "extract": extract,
         "gold": problem.answer,
         "level": problem.meta.get("level"),
         "subject": problem.meta.get("subject"),
     }
 
 
-def result_record(base: dict[str, Any], result: SearchResult, wall_s: float, grader_timeout: float) -> dict[str, Any]:
-    """A finished search as a record; a grader timeout makes it a failed one."""
+@dataclass(frozen=True)
+class Grading:
+    """How one grid cell's records are graded: extraction policies (the first is primary), the search's selection
+    rule (to choose again under a policy), and the time bound of one comparison."""
+
+    policies: tuple[str, ...]
+    selection: str
+    timeout_s: float
+
+
+def result_record(base: dict[str, Any], result: SearchResult, wall_s: float, grading: Grading) -> dict[str, Any]:
+    """A finished search as a record, graded under each extraction policy (the first is primary); a grader
+    timeout makes it a failed one."""
     stats = dict(result.stats)
     record = {
         **base,
@@ -129,12 +164,48 @@ def result_record(base: dict[str, Any], result: SearchResult, wall_s: float, gra
         "wall_s": wall_s,
         "stats": stats,
     }
-    gold = base["gold"]
     try:
-        record.update(grade_candidates(result, gold, grader_timeout))
+        extractions = {
+            p: grade_extraction(result, p, grading.selection, base["gold"], grading.timeout_s) for p in grading.policies
+        }
     except GradingTimeout as err:
         record.update(status="failed", error=f"grader timeout: {err}", correct=False)
+        return record
+    primary = extractions[grading.policies[0]]
+    record.update(
+        answer=primary["answer"],
+        correct=primary["correct"],
+        majority_correct=primary["majority_correct"],
+        pass_correct=primary["pass_correct"],
+        extractions=extractions,
+    )
     return record
+
+
+def under_policy(result: SearchResult, policy: str, selection: str) -> SearchResult:
+    """`result` as search would have returned it had it read answers under extraction `policy`: each candidate's
+    answer read from its text, the choice made again by `selection`. The engine's own policy changes nothing."""
+    if policy == ENGINE_POLICY:
+        return result
+    candidates = [
+        replace(t, answer=final_answer(t.steps[-1] if t.steps else "", t.text, policy)) for t in result.candidates
+    ]
+    best = select(candidates, selection)
+    return replace(result, answer=best.answer if best else None, best=best, candidates=candidates)
+
+
+def grade_extraction(
+    result: SearchResult, policy: str, selection: str, gold: str | None, timeout_s: float
+) -> dict[str, Any]:
+    """One extraction policy's answer and grades of a result, and the reason when it found no answer."""
+    seen = under_policy(result, policy, selection)
+    if seen.answer is not None:
+        reason = None
+    elif seen.best is None:
+        reason = "the search returned no solution"
+    else:
+        reason = extract(seen.best.text, policy).reason
+    return {"answer": seen.answer, **grade_candidates(seen, gold, timeout_s), "reason": reason}
 
 
 def grade_candidates(result: SearchResult, gold: str | None, timeout_s: float) -> dict[str, bool | None]:
@@ -181,7 +252,8 @@ def run_bench(
     grader_timeout: float = 10.0,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run what `out` does not hold yet; return every record of the file (earlier runs' included).
+    """Run what `out` does not hold yet; return every record of the file (earlier runs' included). With `progress`,
+    each grid cell shows a progress bar with its accuracy so far under each extraction policy.
 
     `search_fn` defaults to the engine's `search_batch`. Problems go to it in chunks of `batch_size`; a chunk
     that raises is retried one problem at a time, and a problem that still fails is recorded as failed.
@@ -203,20 +275,24 @@ def run_bench(
             )
             for cell in grid.cells()
         ]
-        total = sum(len(problems) for _, problems in todo)
-        bar = tqdm(total=total, desc="bench", disable=not progress, dynamic_ncols=True)
-        correct = finished = 0
         for (dataset, method, n, seed), problems in todo:
+            grading = Grading(
+                grid.policies(dataset), grid.options.get("selection", SearchConfig.selection), grader_timeout
+            )
+            desc = f"{dataset} {method} n={n} seed={seed}"
+            bar = tqdm(total=len(problems), desc=desc, disable=not progress or not problems, dynamic_ncols=True)
+            right, finished = dict.fromkeys(grading.policies, 0), 0
             for chunk in _chunks(problems, batch_size):
                 for record in _run_chunk(
-                    chunk, dataset, method, n, seed, grid.options, policy, prm, search_fn, grader_timeout
+                    chunk, dataset, method, n, seed, grid.options, policy, prm, search_fn, grading
                 ):
                     results.append(record)
                     finished += 1
-                    correct += bool(record["correct"])
+                    for p in right:
+                        right[p] += bool((record.get("extractions") or {}).get(p, {}).get("correct"))
                     bar.update(1)
-                    bar.set_postfix(acc=f"{correct / finished:.3f}", refresh=False)
-        bar.close()
+                    bar.set_postfix({f"acc[{p}]": f"{c / finished:.3f}" for p, c in right.items()}, refresh=False)
+            bar.close()
         return results.records
 
 
@@ -230,10 +306,10 @@ def _run_chunk(
     policy: Any,
     prm: Any,
     search_fn: SearchFn,
-    grader_timeout: float,
+    grading: Grading,
 ) -> Iterator[dict[str, Any]]:
     """Records of one chunk: searched together, or one by one when the chunk fails."""
-    bases = [_record(dataset, p, problem_id(p, i), method, n, seed) for i, p in chunk]
+    bases = [_record(dataset, p, problem_id(p, i), method, n, seed, grading.policies[0]) for i, p in chunk]
     problems = [p for _, p in chunk]
     start = time.perf_counter()
     try:
@@ -247,11 +323,11 @@ def _run_chunk(
             return
         log.warning("%s: a chunk of %d failed (%s); retrying one by one", dataset, len(chunk), err)
         for item in chunk:
-            yield from _run_chunk([item], dataset, method, n, seed, options, policy, prm, search_fn, grader_timeout)
+            yield from _run_chunk([item], dataset, method, n, seed, options, policy, prm, search_fn, grading)
         return
     wall_s = (time.perf_counter() - start) / len(chunk)
     for base, result in zip(bases, results, strict=True):
-        yield result_record(base, result, wall_s, grader_timeout)
+        yield result_record(base, result, wall_s, grading)
 
 
 # ---------------------------------------------------------------- summary and plots
@@ -260,7 +336,10 @@ def _run_chunk(
 def summarize(
     records: Iterable[dict[str, Any]], by: Sequence[str] = ("dataset", "method", "n")
 ) -> list[dict[str, Any]]:
-    """Accuracy (failed records count as wrong), failures, mean generated tokens and seconds per problem, per group."""
+    """Accuracy (failed records count as wrong), failures, mean generated tokens and seconds per problem, per group.
+    When the records were graded under several extraction policies, each one's accuracy too ("accuracy[flexible]")."""
+    records = list(records)
+    policies = list(dict.fromkeys(p for r in records for p in r.get("extractions") or {}))
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[tuple(r.get(k) for k in by)].append(r)
@@ -276,6 +355,7 @@ def summarize(
                 "problems": len(rs),
                 "failed": len(rs) - len(ok),
                 "accuracy": sum(bool(r["correct"]) for r in rs) / len(rs),
+                **({f"accuracy[{p}]": share(rs, "correct", p) for p in policies} if len(policies) > 1 else {}),
                 "majority@n": share(rs, "majority_correct"),
                 "pass@n": share(rs, "pass_correct"),
                 "mean_tokens": sum(r["generated_tokens"] for r in ok) / len(ok) if ok else None,
@@ -285,11 +365,13 @@ def summarize(
     return rows
 
 
-def share(records: list[dict[str, Any]], key: str) -> float | None:
-    """The share of records whose `key` is true (failed ones count as false); None when no record has it."""
-    if not any(r.get(key) is not None for r in records):
+def share(records: list[dict[str, Any]], key: str, policy: str | None = None) -> float | None:
+    """The share of records whose `key` is true, under extraction `policy` when one is named (failed ones count
+    as false); None when no record has it."""
+    values = [(r.get("extractions") or {}).get(policy, {}).get(key) if policy else r.get(key) for r in records]
+    if all(v is None for v in values):
         return None
-    return sum(bool(r.get(key)) for r in records) / len(records)
+    return sum(bool(v) for v in values) / len(values)
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

@@ -1,7 +1,8 @@
 """Problem loaders: GSM8K, MATH / MATH-500, the lab task, any JSONL, and Hugging Face hub names.
 
 Every loader returns `list[Problem]`. Local files are JSONL; a malformed line is reported (warning, with its
-line number) and skipped, and the load goes on.
+line number) and skipped, and the load goes on. `DATASETS` specifies each named dataset: where the hub keeps it,
+how its rows become problems, and how its responses are graded (`extract`, see `tdrm_search.extraction`).
 """
 
 from __future__ import annotations
@@ -9,20 +10,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tdrm_search.extraction import ENGINE_POLICY, check_policies, extract_answer
 from tdrm_search.types import Problem
 
 log = logging.getLogger(__name__)
 
-HF_SOURCES = {  # name -> (hub path, config, split) used when no local path is given
-    "gsm8k": ("openai/gsm8k", "main", "test"),
-    "math500": ("HuggingFaceH4/MATH-500", None, "test"),
-    "math": ("EleutherAI/hendrycks_math", None, "test"),
-}
 _GSM8K_ANSWER = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
 
 
@@ -70,9 +68,8 @@ def gsm8k_problem(row: dict[str, Any], index: int) -> Problem:
 
 
 def math_problem(row: dict[str, Any], index: int) -> Problem:
-    """A MATH / MATH-500 row; without an `answer` field the answer is the last boxed one of the solution."""
-    from tdrm_search.grading import extract_answer
-
+    """A MATH / MATH-500 row; without an `answer` field the answer is the solution's (strict extraction: its last
+    boxed one)."""
     solution = row.get("solution")
     answer = row.get("answer") or (extract_answer(solution) if solution else None)
     if answer is None:
@@ -90,6 +87,34 @@ def math_problem(row: dict[str, Any], index: int) -> Problem:
             "solution": solution,
         },
     )
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset: its hub source (used when no local path is given), its row converter, and the answer
+    extraction policies that grade it (the first gives a record's `correct`)."""
+
+    hub: tuple[str, str | None, str]  # hub path, config, split
+    convert: Callable[[dict[str, Any], int], Problem]
+    extract: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        check_policies(self.extract)
+
+
+DATASETS = {
+    "gsm8k": DatasetSpec(("openai/gsm8k", "main", "test"), gsm8k_problem, ("strict", "flexible")),  # as lm-eval
+    "math500": DatasetSpec(("HuggingFaceH4/MATH-500", None, "test"), math_problem, ("math_verify",)),
+    "math": DatasetSpec(("EleutherAI/hendrycks_math", None, "test"), math_problem, ("math_verify",)),
+}
+HF_SOURCES = {name: spec.hub for name, spec in DATASETS.items()}  # name -> (hub path, config, split)
+OTHER_EXTRACT = (ENGINE_POLICY,)  # the lab task, JSONL files and other hub datasets: as search reads answers
+
+
+def extraction_policies(name: str) -> tuple[str, ...]:
+    """The extraction policies that grade dataset `name` by default."""
+    spec = DATASETS.get(name.lower())
+    return spec.extract if spec is not None else OTHER_EXTRACT
 
 
 def jsonl_problem(
@@ -129,8 +154,8 @@ def filter_problems(
 
 def _hf_rows(name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows of a Hugging Face hub dataset: a known short name, or "hf:owner/name[:config][@split]"."""
-    if name in HF_SOURCES:
-        hub_path, config, split = HF_SOURCES[name]
+    if name in DATASETS:
+        hub_path, config, split = DATASETS[name].hub
     else:
         spec, _, split = name.removeprefix("hf:").partition("@")
         hub_path, _, config = spec.partition(":")
@@ -178,14 +203,9 @@ def load_dataset(
     name = name.lower()
     if name == "lab":
         return filter_problems(load_lab(path, limit, seed), levels, subjects, limit)
-    converters: dict[str, Callable[[dict[str, Any], int], Problem]] = {
-        "gsm8k": gsm8k_problem,
-        "math": math_problem,
-        "math500": math_problem,
-    }
-    if name in converters and not field_map:
-        convert = converters[name]
-    elif name in converters or name == "jsonl" or name.startswith("hf:"):
+    if name in DATASETS and not field_map:
+        convert = DATASETS[name].convert
+    elif name in DATASETS or name == "jsonl" or name.startswith("hf:"):
         convert = jsonl_problem(**(field_map or {}))
     else:
         raise ValueError(

@@ -6,10 +6,10 @@ Input: JSONL, one problem per line:
      "candidates": [{"text": "... The answer is 42.", "score": 0.91, "answer": "42"}, ...]}
 
 `answer` is the reference. Per candidate, `text` is the solution; `answer` (optional) is its final answer,
-otherwise extracted from `text` (see `grading.extract_answer`); `score` (optional) is its verifier / PRM score,
-needed for best-of-k and weighted majority. Answers are grouped by mathematical equivalence before voting,
-and voting picks exactly as the search engine does (`aggregate.select`). A problem with fewer than k
-candidates uses all of them.
+otherwise extracted from `text` under an extraction policy (`--extract`, default strict: see
+`tdrm_search.extraction`); `score` (optional) is its verifier / PRM score, needed for best-of-k and weighted
+majority. Answers are grouped by mathematical equivalence before voting, and voting picks exactly as the search
+engine does (`aggregate.select`). A problem with fewer than k candidates uses all of them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 
 from tdrm_search.aggregate import answer_key, select
 from tdrm_search.datasets import read_jsonl
-from tdrm_search.grading import extract_answer, is_equivalent
+from tdrm_search.extraction import ENGINE_POLICY, check_policies, extract_answer
+from tdrm_search.grading import is_equivalent
 from tdrm_search.types import Trajectory
 
 METRICS = ("pass", "majority", "best", "weighted_majority")
@@ -49,13 +50,14 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 if n - c < k else 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def score_problem(row: dict[str, Any], index: int) -> Scored:
-    """Group a problem's candidate answers by equivalence and mark which groups match the reference."""
+def score_problem(row: dict[str, Any], index: int, policy: str = ENGINE_POLICY) -> Scored:
+    """Group a problem's candidate answers (given, or extracted under `policy`) by equivalence and mark which
+    groups match the reference."""
     gold = row.get("answer")
     representatives: list[str] = []
     candidates = []
     for cand in row["candidates"]:
-        answer = cand.get("answer") or extract_answer(cand.get("text"))
+        answer = cand.get("answer") or extract_answer(cand.get("text"), policy)
         if answer is not None:
             answer = str(answer)
             answer = next(
@@ -93,12 +95,16 @@ def metrics_at_k(problem: Scored, k: int, samples: int, rng: random.Random) -> d
     return out
 
 
-def rerank(path: str | Path, ks: list[int] | None = None, samples: int = 1, seed: int = 0) -> list[dict[str, Any]]:
-    """Mean metrics over the file's problems, one row per k (default: powers of two up to the most candidates).
+def rerank(
+    path: str | Path, ks: list[int] | None = None, samples: int = 1, seed: int = 0, policy: str = ENGINE_POLICY
+) -> list[dict[str, Any]]:
+    """Mean metrics over the file's problems, one row per k (default: powers of two up to the most candidates),
+    candidate answers extracted under `policy`.
 
     A metric that needs scores is averaged over the problems whose candidates all have one (None if none do).
     """
-    problems = [score_problem(row, lineno) for lineno, row in read_jsonl(path)]
+    check_policies([policy])
+    problems = [score_problem(row, lineno, policy) for lineno, row in read_jsonl(path)]
     if not problems:
         raise ValueError(f"{path}: no problems")
     most = max(len(p.candidates) for p in problems)

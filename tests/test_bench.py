@@ -218,3 +218,88 @@ def test_records_carry_the_no_verifier_references_of_their_own_candidates():
         ]
     )
     assert rows[0]["majority@n"] == 1.0 and rows[0]["pass@n"] == 1.0 and rows[0]["accuracy"] == 0.0
+
+
+def texted_search(batch, policy, prm, method="beam", n=4, seed=0, **options):
+    """Each solution states its (right) answer only as the last number of a sentence, as GSM8K models often do."""
+    from tdrm_search.types import Trajectory
+
+    results = []
+    for p in batch:
+        steps = ["She sells 9 eggs at $2 each.\n\n", f"So she makes ${p.answer} every day."]
+        best = Trajectory(steps, [0.5, 0.5], 0.5, None, "eos", 20, 2)  # the engine's strict reading: no answer
+        results.append(SearchResult(p, None, best, [best], nx.DiGraph(), {"generated_tokens": 20}, method))
+    return results
+
+
+def test_gsm8k_records_strict_and_flexible_as_lm_eval_reports_them(tmp_path):
+    records = run_bench(
+        Grid({"gsm8k": problems(3)}, ["best_of_n"], [1]), tmp_path / "r.jsonl", search_fn=texted_search, progress=False
+    )
+    first = read(tmp_path / "r.jsonl")[0]
+    assert first["extract"] == "strict" and first["correct"] is False and first["answer"] is None
+    strict, flexible = first["extractions"]["strict"], first["extractions"]["flexible"]
+    assert strict["answer"] is None and strict["reason"].startswith("no final-answer marker")
+    assert flexible == {"answer": "0", "correct": True, "majority_correct": True, "pass_correct": True, "reason": None}
+    (row,) = summarize(records)
+    assert (row["accuracy"], row["accuracy[strict]"], row["accuracy[flexible]"]) == (0.0, 0.0, 1.0)
+
+
+def test_the_extraction_policy_can_be_chosen_per_dataset(tmp_path):
+    grid = Grid({"toy": problems(2)}, ["beam"], [1], extract={"toy": ("flexible",)})
+    records = run_bench(grid, tmp_path / "r.jsonl", search_fn=texted_search, progress=False)
+    assert [(r["extract"], r["answer"], r["correct"]) for r in records] == [
+        ("flexible", "0", True),
+        ("flexible", "1", True),
+    ]
+    assert list(records[0]["extractions"]) == ["flexible"] and "accuracy[flexible]" not in summarize(records)[0]
+    with pytest.raises(ValueError, match="unknown extraction policy 'loose'"):
+        Grid({"toy": problems(2)}, ["beam"], [1], extract={"toy": ("loose",)})
+    with pytest.raises(ValueError, match="not in the grid"):
+        Grid({"toy": problems(2)}, ["beam"], [1], extract={"gsm8k": ("strict",)})
+
+
+def test_a_policy_chooses_again_by_the_searchs_selection():
+    from tdrm_search.bench import grade_extraction
+    from tdrm_search.types import Trajectory
+
+    def cand(text, score, answer):  # answer: what the engine's strict reading gave
+        return Trajectory([text], [score], score, answer, "eos", 5, 1)
+
+    cands = [
+        cand("so she makes $3 a day", 0.2, None),
+        cand("she makes $3 daily", 0.3, None),
+        cand("The answer is 5.", 0.9, "5"),
+    ]
+    result = SearchResult(Problem("q", "3"), "5", cands[2], cands, nx.DiGraph(), {}, "best_of_n")
+    strict = grade_extraction(result, "strict", "argmax", "3", 10.0)
+    assert (strict["answer"], strict["correct"], strict["majority_correct"], strict["pass_correct"]) == (
+        "5",
+        False,
+        False,
+        False,
+    )
+    flexible = grade_extraction(result, "flexible", "argmax", "3", 10.0)
+    assert (flexible["answer"], flexible["correct"], flexible["majority_correct"], flexible["pass_correct"]) == (
+        "5",
+        False,
+        True,
+        True,
+    )
+    assert grade_extraction(result, "flexible", "majority", "3", 10.0)["correct"] is True
+
+
+def test_bench_command_refuses_an_unknown_policy(tmp_path, capsys):
+    from tdrm_search.cli import main
+
+    argv = ["bench", "-d", "lab", "--limit", "1", "--out", str(tmp_path / "r.jsonl"), "--extract", "strict,loose"]
+    assert main(argv) == 2
+    assert "unknown extraction policy 'loose'" in capsys.readouterr().err
+
+
+def test_one_progress_bar_per_cell_with_each_policys_accuracy(tmp_path, capsys):
+    grid = Grid({"gsm8k": problems(2)}, ["beam", "best_of_n"], [1])
+    run_bench(grid, tmp_path / "r.jsonl", search_fn=texted_search, progress=True)
+    err = capsys.readouterr().err
+    assert "gsm8k beam n=1 seed=0" in err and "gsm8k best_of_n n=1 seed=0" in err
+    assert "acc[strict]=0.000" in err and "acc[flexible]=1.000" in err

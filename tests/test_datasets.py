@@ -121,3 +121,14 @@ def test_hub_names_without_the_datasets_package_or_network_give_a_clear_error(mo
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(ValueError, match="could not load 'openai/gsm8k'.*local JSONL path"):
         load_dataset("gsm8k")
+
+
+def test_each_dataset_names_its_extraction_policies():
+    from tdrm_search.datasets import DATASETS, DatasetSpec, extraction_policies, gsm8k_problem
+
+    assert extraction_policies("gsm8k") == extraction_policies("GSM8K") == ("strict", "flexible")
+    assert extraction_policies("math500") == extraction_policies("math") == ("math_verify",)
+    assert extraction_policies("lab") == extraction_policies("hf:owner/name") == ("strict",)
+    assert {name: spec.hub for name, spec in DATASETS.items()}["gsm8k"] == ("openai/gsm8k", "main", "test")
+    with pytest.raises(ValueError, match="unknown extraction policy"):
+        DatasetSpec(("x/y", None, "test"), gsm8k_problem, ("loose",))

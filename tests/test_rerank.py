@@ -80,3 +80,17 @@ def test_rerank_command(candidates, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "pass@k" in table and "wmaj@k" in table and len(table.strip().splitlines()) == 3
     assert [row["k"] for row in json.loads(out.read_text())] == [1, 4]
+
+
+def test_rerank_extraction_policy(tmp_path, capsys):
+    path = tmp_path / "plain.jsonl"
+    rows = [{"id": "eggs", "answer": "18", "candidates": [{"text": "so she makes $18 every day."}] * 2}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert rerank(path, ks=[1])[0]["pass"] == 0.0  # strict: no marker, no answer
+    assert rerank(path, ks=[1], policy="flexible")[0]["pass"] == 1.0
+    assert main(["rerank", str(path), "--k", "1", "--extract", "flexible"]) == 0
+    assert "1.0000" in capsys.readouterr().out
+    assert main(["rerank", str(path), "--extract", "strict,flexible"]) == 2
+    assert "one extraction policy" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown extraction policy"):
+        rerank(path, policy="loose")

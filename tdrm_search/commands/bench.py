@@ -10,7 +10,9 @@ import orjson
 from tdrm_search import bench
 from tdrm_search.commands.engine_args import add_engine_args, load_engines, search_options
 from tdrm_search.config import METHODS
-from tdrm_search.datasets import load_dataset
+from tdrm_search.config_args import add_config_args, config_from_args
+from tdrm_search.datasets import extraction_policies, load_dataset
+from tdrm_search.extraction import ExtractConfig
 
 
 def register(subparsers) -> None:
@@ -34,6 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grader-timeout", type=float, default=10.0, help="seconds per answer comparison")
     parser.add_argument("--no-progress", action="store_true")
+    add_config_args(parser.add_argument_group("grading (ExtractConfig)"), ExtractConfig)
     add_engine_args(parser)
     parser.set_defaults(func=run)
 
@@ -43,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.dataset:
         name, _, path = spec.partition("=")
         datasets[name] = load_dataset(name, path or None, limit=args.limit, levels=args.level, subjects=args.subject)
-    grid = bench.Grid(datasets, args.method, args.budget, args.seed, search_options(args))
+    extract = config_from_args(ExtractConfig, args)
+    policies = {name: extract.policies(extraction_policies(name)) for name in datasets}
+    grid = bench.Grid(datasets, args.method, args.budget, args.seed, search_options(args), policies)
     records = bench.run_bench(
         grid,
         args.out,
@@ -58,9 +63,11 @@ def run(args: argparse.Namespace) -> int:
     if levels:
         print("\nper level:\n" + bench.format_rows(levels))
     plots = args.plots or args.out.parent
+    print(f"\nrecords: {args.out} ({len(records)})")
     for path in bench.plot(rows, plots):
         print("wrote", path)
     (plots / "summary.json").write_bytes(
         orjson.dumps({"summary": rows, "per_level": levels}, option=orjson.OPT_INDENT_2)
     )
+    print("wrote", plots / "summary.json")
     return 0

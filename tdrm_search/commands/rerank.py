@@ -8,6 +8,8 @@ from pathlib import Path
 import orjson
 
 from tdrm_search import rerank
+from tdrm_search.config_args import add_config_args, config_from_args
+from tdrm_search.extraction import ENGINE_POLICY, ExtractConfig
 
 
 def register(subparsers) -> None:
@@ -24,13 +26,17 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    add_config_args(parser.add_argument_group("grading (ExtractConfig)"), ExtractConfig)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.candidates.exists():
         raise FileNotFoundError(args.candidates)
-    rows = rerank.rerank(args.candidates, args.k, args.samples, args.seed)
+    policies = config_from_args(ExtractConfig, args).policies((ENGINE_POLICY,))
+    if len(policies) != 1:
+        raise ValueError(f"rerank grades under one extraction policy; got {list(policies)}")
+    rows = rerank.rerank(args.candidates, args.k, args.samples, args.seed, policies[0])
     print(rerank.format_table(rows))
     if args.json:
         args.json.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
