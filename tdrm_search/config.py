@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from tdrm_search.aggregate import AGGREGATIONS, SELECTIONS
 
-METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts")
+METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts", "particle_filter")
 PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
+POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class SearchConfig:
     dvts: n // expansions independent subtrees, each a width-1 beam with `expansions` children per round.
     mcts: up to `simulations` PUCT simulations (default 4 * n), `children` steps per expansion, `parallel`
           simulations per round (virtual loss keeps their leaves apart).
+    particle_filter: n particles, one step per round, resampled by softmax(logit(V) / `pf_temperature`);
+          `iterations` > 1 is particle Gibbs with n // iterations particles per iteration.
     """
 
     method: str = field(default="beam", metadata={"choices": METHODS, "help": "search method"})
@@ -41,17 +44,36 @@ class SearchConfig:
     children: int = field(default=4, metadata={"help": "mcts: steps sampled per expansion"})
     parallel: int = field(default=4, metadata={"help": "mcts: simulations per round"})
     c_puct: float = field(default=1.0, metadata={"help": "mcts: exploration constant"})
+    pf_temperature: float = field(
+        default=1.0, metadata={"help": "particle_filter: weights are softmax(logit(value) / pf_temperature)"}
+    )
+    ess_threshold: float | None = field(
+        default=None,
+        metadata={"help": "particle_filter: resample only when ESS < this fraction of the particles (none: always)"},
+    )
+    freeze_finished: bool = field(
+        default=False, metadata={"help": "particle_filter: finished particles stay out of resampling"}
+    )
+    iterations: int = field(
+        default=1, metadata={"help": "particle_filter: particle Gibbs iterations of n // iterations particles"}
+    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        for name in ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel"):
+        for name in POSITIVE:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("beam_width", "simulations"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.iterations > 1 and self.n // self.iterations < 2:
+            raise ValueError(f"iterations={self.iterations} leaves particle Gibbs under 2 particles for n={self.n}")
+        if not self.pf_temperature > 0:
+            raise ValueError(f"pf_temperature must be > 0, got {self.pf_temperature}")
+        if self.ess_threshold is not None and not 0 < self.ess_threshold <= 1:
+            raise ValueError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
         if not self.delimiter:
@@ -73,6 +95,11 @@ class SearchConfig:
     @property
     def beams(self) -> int:
         return min(self.n, self.beam_width or max(1, self.n // self.expansions))
+
+    @property
+    def particles(self) -> int:
+        """Particles per particle filter run (per particle Gibbs iteration)."""
+        return self.n // self.iterations
 
     @property
     def mcts_simulations(self) -> int:

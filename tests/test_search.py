@@ -67,7 +67,7 @@ def test_search_with_the_oracle_beats_greedy_on_lab_problems(policy):
     assert accuracy[1] > accuracy[0], accuracy
 
 
-@pytest.mark.parametrize("method", ["best_of_n", "beam", "mcts"])
+@pytest.mark.parametrize("method", ["best_of_n", "beam", "mcts", "particle_filter"])
 def test_same_seed_same_result(policy, lab_problems, method):
     runs = [search(lab_problems[0], policy, OraclePRM(), method=method, n=4, seed=3) for _ in range(2)]
     assert [t.text for t in runs[0].candidates] == [t.text for t in runs[1].candidates]
@@ -159,6 +159,9 @@ def test_hf_policy_reuses_prefix_key_values_within_a_bound(lab_problems):
         (dict(method="astar"), "unknown method"),
         (dict(beam_size=3), "unknown search option"),
         (dict(aggregation="max"), "unknown aggregation"),
+        (dict(method="particle_filter", pf_temperature=0.0), "pf_temperature must be > 0"),
+        (dict(method="particle_filter", ess_threshold=1.5), "ess_threshold must lie in"),
+        (dict(method="particle_filter", iterations=3), "iterations=3 leaves particle Gibbs under 2 particles"),
         (dict(problem="Sam has 3 coins. " * 200), "does not fit the model context"),
     ],
 )

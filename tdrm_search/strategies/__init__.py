@@ -5,5 +5,13 @@ The driver runs every problem's generator in lockstep, so all frontiers share on
 from tdrm_search.strategies.beam import beam, dvts
 from tdrm_search.strategies.best_of_n import best_of_n, greedy
 from tdrm_search.strategies.mcts import mcts
+from tdrm_search.strategies.particle_filter import particle_filter
 
-STRATEGIES = {"greedy": greedy, "best_of_n": best_of_n, "beam": beam, "dvts": dvts, "mcts": mcts}
+STRATEGIES = {
+    "greedy": greedy,
+    "best_of_n": best_of_n,
+    "beam": beam,
+    "dvts": dvts,
+    "mcts": mcts,
+    "particle_filter": particle_filter,
+}

@@ -1,0 +1,119 @@
+"""Particle filtering and particle Gibbs on a synthetic policy and PRM whose every value is known in advance."""
+
+from __future__ import annotations
+
+import itertools
+
+import networkx as nx
+import pytest
+
+from tdrm_search import search
+from tdrm_search.policies.base import GenerateOutput, Sample
+from tdrm_search.prms.base import ScoreOutput
+
+TEXT = {
+    1: "Good step {}.\n\n",
+    2: "Bad step {}.\n\n",
+    3: "The answer is \\boxed{{1}}.",
+    4: "The answer is \\boxed{{2}}.",
+}
+GOOD, BAD, RIGHT, WRONG = 1, 2, 3, 4
+
+
+class StepPolicy:
+    """One token is one step: token 10 k + kind is the k-th sample of a request. It is a good step when k is even,
+    else a bad one; the third step states the answer (1 after good steps only). With `bad_ends` a bad step states
+    the wrong answer at once."""
+
+    max_model_len = 64
+
+    def __init__(self, bad_ends: bool = False):
+        self.bad_ends, self.requests = bad_ends, []
+
+    def encode_prompt(self, question: str) -> list[int]:
+        return [0]
+
+    def decode(self, token_ids: list[int]) -> str:
+        return "".join(TEXT[t % 10].format(t // 10) for t in token_ids if t)
+
+    def generate(self, requests, seed):
+        self.requests += [(r.prefix, r.n) for r in requests]
+        samples = [[self.sample(r.prefix, k) for k in range(r.n)] for r in requests]
+        return GenerateOutput(samples, [len(r.prefix) for r in requests], [0] * len(requests))
+
+    def sample(self, prefix: tuple[int, ...], k: int) -> Sample:
+        good = k % 2 == 0 and all(t % 10 == GOOD for t in prefix[1:])
+        if len(prefix) == 3 or (self.bad_ends and k % 2):
+            kind = RIGHT if good else WRONG
+        else:
+            kind = GOOD if k % 2 == 0 else BAD
+        token = 10 * k + kind
+        return Sample([token], self.decode([token]), "eos" if kind in (RIGHT, WRONG) else "stop")
+
+
+class StepPRM:
+    """0.9 while every step so far is good, else 0.1; records every request."""
+
+    def __init__(self):
+        self.requests = []
+
+    def score(self, requests):
+        self.requests += requests
+        scores = [
+            [
+                0.9 if all(("Good" in s or "{1}" in s) for s in r.steps[: i + 1]) else 0.1
+                for i in range(r.start, len(r.steps))
+            ]
+            for r in requests
+        ]
+        return ScoreOutput(scores, [0] * len(requests), [0] * len(requests))
+
+
+def prefix(tree: nx.DiGraph, node: int) -> tuple[int, ...]:
+    return tuple(i for n in nx.shortest_path(tree, 0, node) for i in tree.nodes[n]["token_ids"])
+
+
+def test_resampling_keeps_high_value_particles_and_copies_share_their_node():
+    policy, prm = StepPolicy(), StepPRM()
+    r = search("Q?", policy, prm, method="particle_filter", n=8, seed=0, pf_temperature=0.2)
+    tree = r.tree
+    assert r.answer == "1" and len(r.candidates) == 8
+    assert r.stats["generate_calls"] == 3 and len(tree.nodes) == 1 + 3 * 8  # each round adds n nodes, no copy
+    for depth in (1, 2):
+        held = {n: d["visits"] for n, d in tree.nodes(data=True) if d["depth"] == depth and d["visits"]}
+        assert sum(held.values()) == 8  # every particle sits on a node
+        assert all(tree.nodes[n]["score"] == 0.9 for n in held)  # resampling kept only good particles
+    # k copies of a node are one request for k steps; no prefix is requested twice
+    expanded = {prefix(tree, n): d["visits"] for n, d in tree.nodes(data=True) if d["visits"] and not d["terminal"]}
+    assert dict(policy.requests) == {(0,): 8} | expanded and len(policy.requests) == len(expanded) + 1
+    # only each new step is scored, every path once
+    assert all(q.start == len(q.steps) - 1 for q in prm.requests)
+    assert len({q.steps for q in prm.requests}) == len(prm.requests)
+
+
+def test_particle_gibbs_reruns_the_filter_around_a_reference():
+    r = search("Q?", StepPolicy(), StepPRM(), method="particle_filter", n=8, seed=0, pf_temperature=0.2, iterations=2)
+    assert r.answer == "1" and r.stats["generate_calls"] == 6
+    assert len(r.candidates) == 4 + 3  # 4 particles, then 3 free ones beside the reference
+    assert all(d["visits"] == 0 for _, d in r.tree.nodes(data=True) if d["score"] == 0.1)
+    first_run = range(1, 1 + 3 * 4)  # 4 particles, 3 rounds
+    held = {n: d["visits"] for n, d in r.tree.nodes(data=True) if d["depth"] == 1}
+    assert sum(held.values()) == 4 + 4  # the reference is one of the second run's 4 particles
+    assert sum(v for n, v in held.items() if n in first_run) >= 4 + 1  # the reference's first step, held again
+
+
+@pytest.mark.parametrize(
+    "freeze_finished, iterations, ess_threshold", itertools.product([False, True], [1, 2], [None, 0.5])
+)
+def test_budget_and_seed_hold_when_particles_finish_early(freeze_finished, iterations, ess_threshold):
+    """Bad steps end their solution at once, so resampling drops finished particles the budget has paid for."""
+    options = dict(freeze_finished=freeze_finished, iterations=iterations, ess_threshold=ess_threshold)
+    for seed in range(4):
+        runs = [
+            search("Q?", StepPolicy(bad_ends=True), StepPRM(), method="particle_filter", n=8, seed=seed, **options)
+            for _ in range(2)
+        ]
+        particles = 8 // iterations
+        assert 1 <= len(runs[0].candidates) <= particles + (iterations - 1) * (particles - 1)  # one per particle
+        assert [t.node for t in runs[0].candidates] == [t.node for t in runs[1].candidates]
+        assert nx.get_node_attributes(runs[0].tree, "visits") == nx.get_node_attributes(runs[1].tree, "visits")
