@@ -11,7 +11,8 @@ the same held-out pool (eval seed 1). Labelling compute is generated tokens, cou
 train on --problems x --k best-of-n rollouts; the MC kinds on the first problems whose rollouts plus MC completions
 cost about as much; the tree kinds on beam-search trees (no verifier) on the first problems whose trees cost about
 as much. Stages are cached under --work (rollouts as JSONL, one run folder per PRM and seed), so a rerun resumes.
-Writes benchmarks/results/lab_prm_comparison.{json,md,png} (`--head likelihood`: lab_prm_comparison_likelihood.*).
+Writes benchmarks/results/lab_prm_comparison.{json,md,png} (`--head likelihood`: lab_prm_comparison_likelihood.*;
+several seeds: a `_seedsK` suffix).
 """
 
 from __future__ import annotations
@@ -276,6 +277,7 @@ def main() -> None:
     report["oracle"] = {"summary": summarise({0: json.loads(oracle_file.read_text())}, ns)}
     report["backbone_likelihood"] = {"summary": summarise({0: backbone_likelihood(args, eval_rollouts, ns)}, ns)}
     per_kind, stem = {}, "lab_prm_comparison" + ("" if args.head == "lm" else f"_{args.head}")
+    stem += f"_seeds{len(args.seeds)}" if len(args.seeds) > 1 else ""
     for kind in args.kinds:
         rollouts = data[DATA[kind]]
         rows, per_kind[kind] = {}, []
@@ -301,6 +303,7 @@ def main() -> None:
         report["td_minus_mc_bon16"] = {
             f"{t} - {m}": paired_difference(per_kind[t], per_kind[m]) for t in tds for m in mcs
         }
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     md = f"# Lab PRM comparison at equal labelling compute ({args.head} head)\n\n" + table(report) + "\n"
     for pair, d in report.get("td_minus_mc_bon16", {}).items():
         md += f"\nBoN@16 {pair}: {d['mean']:+.3f} ± {d['se']:.3f} (standard error over {d['problems']} problems)\n"

@@ -1,7 +1,8 @@
 """`tdrm demo`: greedy decoding against verifier-guided search on lab problems, with a table and a plot.
 
-Runs on the embedded lab policy and the lab's best verifier (the exact step checker; `--prm lab` for the
-trained lab PRM), in a few minutes on a CPU.
+Runs on the embedded lab policy and the project's shipped trained PRM (a TD-trained likelihood-head PRM,
+`benchmarks/results/lab_prm_comparison_likelihood.md`; `--prm oracle` for the lab's exact step checker), in a few
+minutes on a CPU, and prints majority vote and pass@n of the same samples beside every best-of-n row.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--methods", nargs="+", default=["best_of_n", "beam", "mcts"])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for records, summary and plots")
     add_engine_args(parser)
-    # The exact step checker is the best verifier the lab has: the shipped trained PRM (--prm lab) is weaker
-    # (benchmarks/results/lab_prm_comparison.md).
-    parser.set_defaults(func=run, prm_backend="hf", prm="oracle")
+    parser.set_defaults(func=run, prm_backend="hf", prm=None)  # None: the best PRM the project ships
 
 
 def run(args: argparse.Namespace) -> int:
