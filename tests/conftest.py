@@ -4,6 +4,8 @@ Engines are session-scoped: a vLLM engine takes ~30 s to start on this machine."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification
@@ -112,3 +114,14 @@ def vllm_value_prm(value_prm_dir):
     from tdrm_search.prms.vllm import VLLMPRM
 
     return VLLMPRM(value_prm_dir)
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """A real data file from the shared data folder beside the repository; the test is skipped where it is absent."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (the shared data folder lives beside the repository)")
+    return path

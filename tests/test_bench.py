@@ -272,20 +272,13 @@ def test_a_policy_chooses_again_by_the_searchs_selection():
         cand("The answer is 5.", 0.9, "5"),
     ]
     result = SearchResult(Problem("q", "3"), "5", cands[2], cands, nx.DiGraph(), {}, "best_of_n")
-    strict = grade_extraction(result, "strict", "argmax", "3", 10.0)
-    assert (strict["answer"], strict["correct"], strict["majority_correct"], strict["pass_correct"]) == (
-        "5",
-        False,
-        False,
-        False,
-    )
-    flexible = grade_extraction(result, "flexible", "argmax", "3", 10.0)
-    assert (flexible["answer"], flexible["correct"], flexible["majority_correct"], flexible["pass_correct"]) == (
-        "5",
-        False,
-        True,
-        True,
-    )
+
+    def graded(policy: str) -> tuple:
+        g = grade_extraction(result, policy, "argmax", "3", 10.0)
+        return g["answer"], g["correct"], g["majority_correct"], g["pass_correct"]
+
+    assert graded("strict") == ("5", False, False, False)
+    assert graded("flexible") == ("5", False, True, True)
     assert grade_extraction(result, "flexible", "majority", "3", 10.0)["correct"] is True
 
 

@@ -7,18 +7,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from tdrm_search.datasets import load_dataset, read_jsonl
 from tdrm_search.types import Problem
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def _data(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"real data {path} is absent (the shared data folder lives beside the repository)")
-    return path
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -27,7 +19,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 
 def test_gsm8k_real_file():
-    problems = load_dataset("gsm8k", _data("gsm8k_test.jsonl"))
+    problems = load_dataset("gsm8k", shared_data("gsm8k_test.jsonl"))
     assert len(problems) == 1319
     first = problems[0]
     assert isinstance(first, Problem) and first.answer == "18" and first.question.startswith("Janet")
@@ -37,7 +29,7 @@ def test_gsm8k_real_file():
 
 
 def test_math500_real_file_with_filters():
-    path = _data("math500_test.jsonl")
+    path = shared_data("math500_test.jsonl")
     problems = load_dataset("math500", path)
     assert len(problems) == 500
     assert problems[0].id == "test/precalculus/807.json"

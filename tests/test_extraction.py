@@ -4,15 +4,14 @@ lm-evaluation-harness's flexible rule on its own documented examples; failures t
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from tdrm_search.datasets import read_jsonl
 from tdrm_search.extraction import POLICIES, ExtractConfig, extract, extract_answer
 from tdrm_search.grading import grade, is_equivalent
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BEFORE = "Janet's ducks lay 16 eggs per day. She eats 3 and bakes with 4, so 16 - 3 - 4 = 9 are left.\n"
 AFTER = "\nLet me know if you have other questions."  # no number: the flexible rule reads the last one
 
@@ -152,22 +151,15 @@ def test_extract_config():
             ExtractConfig(bad)
 
 
-def _data(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"real data {path} is absent (the shared data folder lives beside the repository)")
-    return path
-
-
 def test_math500_reference_solutions_under_math_verify_extraction():
-    rows = [row for _, row in read_jsonl(_data("math500_test.jsonl"))]
+    rows = [row for _, row in read_jsonl(shared_data("math500_test.jsonl"))]
     misses = [r["unique_id"] for r in rows if not grade(r["solution"], r["answer"], policy="math_verify")]
     assert len(rows) == 500 and misses == []
 
 
 @pytest.mark.parametrize("policy", ["strict", "flexible"])  # math_verify reads "the answer from the previous step"
 def test_gsm8k_reference_solutions_under_its_policies(policy):
-    rows = [row for _, row in read_jsonl(_data("gsm8k_test.jsonl"))]
+    rows = [row for _, row in read_jsonl(shared_data("gsm8k_test.jsonl"))]
     golds = [row["answer"].rsplit("####", 1)[1].strip().replace(",", "") for row in rows]
     misses = [g for row, g in zip(rows, golds, strict=True) if not grade(row["answer"], g, policy=policy)]
     assert len(rows) == 1319 and misses == []

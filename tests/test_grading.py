@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from tdrm_search.datasets import read_jsonl
 from tdrm_search.grading import GradingTimeout, check_equivalent, extract_answer, grade, input_problem, is_equivalent
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.mark.parametrize(
@@ -150,15 +148,8 @@ def test_process_timeout_kills_and_recovers(caplog):
     assert not check_equivalent("3", "4", timeout_s=60)
 
 
-def _data(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"real data {path} is absent (the shared data folder lives beside the repository)")
-    return path
-
-
 def test_math500_boxed_solution_answer_matches_answer_field():
-    rows = [row for _, row in read_jsonl(_data("math500_test.jsonl"))]
+    rows = [row for _, row in read_jsonl(shared_data("math500_test.jsonl"))]
     misses = [
         (row["unique_id"], extract_answer(row["solution"]), row["answer"])
         for row in rows
@@ -170,7 +161,7 @@ def test_math500_boxed_solution_answer_matches_answer_field():
 
 @pytest.mark.parametrize("form", ["{}", "{}.0", "${}"])
 def test_gsm8k_answers_grade_equal_to_their_written_forms(form):
-    rows = [row for _, row in read_jsonl(_data("gsm8k_test.jsonl"))]
+    rows = [row for _, row in read_jsonl(shared_data("gsm8k_test.jsonl"))]
     golds = [extract_answer(row["answer"]) for row in rows]
     misses = [gold for gold in golds if not grade(f"The answer is {form.format(gold)}.", gold)]
     assert len(rows) == 1319
