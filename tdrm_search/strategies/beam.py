@@ -40,10 +40,24 @@ def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: 
                 reverse=True,
             )
             finished += sum(tree.nodes[c].terminal is not None for c in kids)
-            keep = [c for c in kids[:width] if tree.nodes[c].terminal is None]
+            keep = distinct(tree, kids)[:width]
             if keep:
                 next_groups.append(keep)
         groups = next_groups
+
+
+def distinct(tree: Tree, kids: list[int]) -> list[int]:
+    """The unfinished children in order, a copy of a sibling's step (same parent, same tokens) left out: copies
+    would take beam slots that distinct steps could use, and the search would collapse onto one path."""
+    seen: set[tuple[int | None, tuple[int, ...]]] = set()
+    out = []
+    for c in kids:
+        node = tree.nodes[c]
+        key = (node.parent, tuple(node.token_ids))
+        if node.terminal is None and key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
 
 
 def beam(tree: Tree, cfg: SearchConfig) -> Strategy:
