@@ -1,7 +1,7 @@
 """Step-level beam search and diverse verifier tree search (DVTS), as in search-and-learn.
 
-Each round every live beam samples `expansions` next steps; the PRM scores them; the best `width` of
-each group's children live on. Finished children leave the beam and count against the budget n.
+Each round every live beam samples `expansions` next steps; the PRM scores them; the best `width` distinct
+children of each group live on. Finished children leave the beam and count against the budget n.
 """
 
 from __future__ import annotations
