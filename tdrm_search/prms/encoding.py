@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import torch
+
 from tdrm_search.prms.config import PRMConfig
 
 log = logging.getLogger(__name__)
@@ -162,3 +164,13 @@ def single_token_id(tokenizer, token: str, role: str) -> int:
     if len(ids) != 1:
         raise ValueError(f"PRM {role} {token!r} is {len(ids)} tokens in this tokenizer; it must be exactly one")
     return ids[0]
+
+
+def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, paths))
+    ids = torch.full((len(paths), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(paths), width), dtype=torch.long)
+    for i, p in enumerate(paths):
+        ids[i, : len(p)] = torch.tensor(p)
+        mask[i, : len(p)] = 1
+    return ids, mask

@@ -23,6 +23,7 @@ from tdrm_search.prms.encoding import (
     common_length,
     encode_reads,
     pad_values,
+    right_pad,
     single_token_id,
 )
 from tdrm_search.prms.likelihood import LikelihoodReadout, step_least_logprobs
@@ -51,16 +52,6 @@ def backbone_and_head(model, head: str) -> tuple[torch.nn.Module, torch.nn.Modul
     if head in ("lm", "likelihood"):
         return backbone, model.get_output_embeddings()
     return backbone, model.score if hasattr(model, "score") else model.classifier
-
-
-def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, paths))
-    ids = torch.full((len(paths), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(paths), width), dtype=torch.long)
-    for i, p in enumerate(paths):
-        ids[i, : len(p)] = torch.tensor(p)
-        mask[i, : len(p)] = 1
-    return ids, mask
 
 
 class HFPRM:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from tdrm_search.prms.encoding import EncodedPath
+from tdrm_search.prms.encoding import EncodedPath, right_pad
 
 
 class LikelihoodReadout(torch.nn.Module):
@@ -31,11 +31,7 @@ class LikelihoodReadout(torch.nn.Module):
 def step_least_logprobs(model, paths: Sequence[EncodedPath], pad: int) -> list[torch.Tensor]:
     """m_t at every read position (`ends`) of every path: each path's steps run from `prompt` to its first end,
     then from one end to the next. Right-padded batch; differentiable when grad is on."""
-    width = max(len(p.ids) for p in paths)
-    ids = torch.full((len(paths), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, p in enumerate(paths):
-        ids[i, : len(p.ids)], mask[i, : len(p.ids)] = torch.tensor(p.ids), 1
+    ids, mask = right_pad([p.ids for p in paths], pad)
     logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
     token_lp = logprobs[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # index j: log P(token j + 1)
     return [running_least(token_lp[i], p) for i, p in enumerate(paths)]

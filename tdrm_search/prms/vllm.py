@@ -38,6 +38,7 @@ class VLLMPRM:
         if config.head == "lm":
             self.good = single_token_id(self.tokenizer, config.good_token, "good_token")
             self.bad = single_token_id(self.tokenizer, config.bad_token, "bad_token")
+        self.likelihood = LikelihoodReadout(config.scale, config.bias) if config.head == "likelihood" else None
 
     def score(self, requests: list[ScoreRequest]) -> ScoreOutput:
         max_len = self.llm.llm_engine.model_config.max_model_len
@@ -108,12 +109,11 @@ class VLLMPRM:
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=paths[i].ids) for i in todo], params, use_tqdm=False)
         values: list[list[float]] = [[] for _ in requests]
         cached = [0] * len(requests)
-        readout = LikelihoodReadout(self.config.scale, self.config.bias)
         for i, out in zip(todo, outputs, strict=True):
             ids = paths[i].ids
             token_lp = torch.tensor([out.prompt_logprobs[j][ids[j]].logprob for j in range(1, len(ids))])
             with torch.no_grad():
-                values[i] = torch.sigmoid(readout(running_least(token_lp, paths[i]))).tolist()
+                values[i] = torch.sigmoid(self.likelihood(running_least(token_lp, paths[i]))).tolist()
             cached[i] = out.num_cached_tokens or 0
         scores = [pad_values(v, len(r.steps))[r.start :] for v, r in zip(values, requests, strict=True)]
         return ScoreOutput(scores, [len(p.ids) for p in paths], cached)
