@@ -6,10 +6,13 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from tdrm_search.aggregate import AGGREGATIONS, SELECTIONS
+from tdrm_search.stopping import STOPS, check_stop
 
 METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts", "particle_filter")
 PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
-POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations")
+POSITIVE = (
+    "n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations", "wave"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,9 @@ class SearchConfig:
           simulations per round (virtual loss keeps their leaves apart).
     particle_filter: n particles, one step per round, resampled by softmax(logit(V) / `pf_temperature`);
           `iterations` > 1 is particle Gibbs with n // iterations particles per iteration.
+    stop: "consensus" ends a problem's search after the round in which the Beta rule of adaptive consistency
+          (`tdrm_search.stopping`) passes at `confidence` on its finished solutions ("weighted_consensus": votes
+          weighted by PRM score); best_of_n then samples in waves of `wave`. None: every method spends its budget.
     """
 
     method: str = field(default="beam", metadata={"choices": METHODS, "help": "search method"})
@@ -57,6 +63,12 @@ class SearchConfig:
     iterations: int = field(
         default=1, metadata={"help": "particle_filter: particle Gibbs iterations of n // iterations particles"}
     )
+    stop: str | None = field(
+        default=None,
+        metadata={"choices": (None, *STOPS), "help": "end a problem's search once its answer is settled (none: never)"},
+    )
+    confidence: float = field(default=0.95, metadata={"help": "stop: P(leading answer beats the runner-up) to stop"})
+    wave: int = field(default=4, metadata={"help": "best_of_n with stop: samples per round"})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -82,6 +94,7 @@ class SearchConfig:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {sorted(AGGREGATIONS)}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}; choose one of {list(SELECTIONS)}")
+        check_stop(self.stop, self.confidence)
 
     @classmethod
     def make(cls, method: str, n: int, seed: int, **options) -> SearchConfig:
