@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "search": "tdrm_search.engine",
     "search_batch": "tdrm_search.engine",
+    "search_iter": "tdrm_search.engine",
     "SearchConfig": "tdrm_search.config",
     "Problem": "tdrm_search.types",
     "SearchResult": "tdrm_search.types",
+    "Progress": "tdrm_search.types",
+    "Round": "tdrm_search.types",
     "Trajectory": "tdrm_search.types",
     "Policy": "tdrm_search.policies.base",
     "HFPolicy": "tdrm_search.policies.hf",
@@ -29,7 +32,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from tdrm_search.config import SearchConfig
-    from tdrm_search.engine import search, search_batch
+    from tdrm_search.engine import search, search_batch, search_iter
     from tdrm_search.policies.base import Policy
     from tdrm_search.policies.hf import HFPolicy
     from tdrm_search.policies.vllm import VLLMPolicy
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from tdrm_search.prms.hf import HFPRM
     from tdrm_search.prms.oracle import OraclePRM
     from tdrm_search.prms.vllm import VLLMPRM
-    from tdrm_search.types import Problem, SearchResult, Trajectory
+    from tdrm_search.types import Problem, Progress, Round, SearchResult, Trajectory
 
 
 def __getattr__(name: str):

@@ -1,19 +1,20 @@
-"""`search` and `search_batch`: run a strategy per problem, every problem's frontier batched together."""
+"""`search`, `search_batch` and `search_iter`: run a strategy per problem, every problem's frontier batched together."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from tdrm_search.aggregate import aggregate, select
+from tdrm_search.aggregate import aggregate, answer_key, select
 from tdrm_search.config import SearchConfig
 from tdrm_search.policies.base import Policy
 from tdrm_search.prms.base import PRM
 from tdrm_search.scheduler import Job, Scheduler
+from tdrm_search.stopping import consensus
 from tdrm_search.strategies import STRATEGIES
 from tdrm_search.tree import Tree
-from tdrm_search.types import STAT_KEYS, Problem, SearchResult, Trajectory
+from tdrm_search.types import STAT_KEYS, Problem, Progress, Round, SearchResult, Trajectory
 
 
 def as_problem(problem: str | Problem, index: int = 0) -> Problem:
@@ -54,7 +55,13 @@ def finish(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> Sear
     candidates = [trajectory(tree, leaf, cfg) for leaf in tree.leaves()]
     best = select(candidates, cfg.selection)
     out = {key: stats.get(key, 0) for key in STAT_KEYS}
-    out.update(wall_s=wall_s, nodes=len(tree.nodes), unique_tree_tokens=tree.unique_tokens())
+    out.update(
+        wall_s=wall_s,
+        nodes=len(tree.nodes),
+        unique_tree_tokens=tree.unique_tokens(),
+        samples=len(candidates),
+        stopped_early=bool(stats["stopped_early"]),
+    )
     return SearchResult(
         problem=tree.problem,
         answer=best.answer if best else None,
@@ -63,6 +70,77 @@ def finish(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> Sear
         tree=tree.to_networkx(),
         stats=out,
         method=cfg.method,
+    )
+
+
+def search_iter(
+    problems: Sequence[str | Problem],
+    policy: Policy,
+    prm: PRM,
+    method: str = "beam",
+    n: int = 16,
+    seed: int = 0,
+    **options,
+) -> Iterator[Round]:
+    """Search every problem with one method, yielding after each round every problem's current answer, its
+    support and the tokens spent (anytime answers; break to stop early); the last round carries the results.
+
+    Each round is one generate and one PRM call over every live problem's frontier. With `stop`, a problem whose
+    answer settles after a round has its strategy closed: it drops out of the later rounds, leaving them to the
+    others."""
+    cfg = SearchConfig.make(method, n, seed, **options)
+    if isinstance(problems, (str, Problem)):
+        raise ValueError("search_batch takes a list of problems; use search() for one")
+    trees = [new_tree(as_problem(p, i), policy, i) for i, p in enumerate(problems)]
+    return rounds(trees, Scheduler(policy, prm, cfg))
+
+
+def rounds(trees: list[Tree], scheduler: Scheduler) -> Iterator[Round]:
+    """The driver loop of `search_iter`: every problem's strategy in lockstep over one scheduler."""
+    cfg = scheduler.config
+    stats = [Counter() for _ in trees]
+    strategies = [STRATEGIES[cfg.method](tree, cfg) for tree in trees]
+    started = time.perf_counter()
+    pending = {i: next(s, None) for i, s in enumerate(strategies)}
+    progress = [measure(i, tree, cfg, stats[i], finished=not pending[i]) for i, tree in enumerate(trees)]
+    while pending := {i: asks for i, asks in pending.items() if asks}:
+        jobs = [(i, Job(trees[i], ask, stats[i])) for i, asks in pending.items() for ask in asks]
+        leaves = scheduler.run([job for _, job in jobs])
+        replies: dict[int, list] = {i: [] for i in pending}
+        for (i, _), new in zip(jobs, leaves, strict=True):
+            replies[i].append(new)
+        pending = {i: send(strategies[i], replies[i]) for i in pending}
+        for i, asks in pending.items():
+            progress[i] = measure(i, trees[i], cfg, stats[i], finished=not asks)
+            if asks and cfg.stop and progress[i].confidence >= cfg.confidence:
+                strategies[i].close()
+                pending[i], stats[i]["stopped_early"] = None, 1
+                progress[i] = measure(i, trees[i], cfg, stats[i], finished=True)
+        if any(pending.values()):
+            yield Round(scheduler.rounds, list(progress))
+    wall_s = time.perf_counter() - started
+    results = [finish(tree, cfg, s, wall_s) for tree, s in zip(trees, stats, strict=True)]
+    yield Round(scheduler.rounds, progress, results)
+
+
+def measure(index: int, tree: Tree, cfg: SearchConfig, stats: Counter, finished: bool) -> Progress:
+    """A problem's progress: its answer over the finished solutions so far, as `finish` would pick it."""
+    candidates = [trajectory(tree, leaf, cfg) for leaf in tree.leaves()]
+    best = select(candidates, cfg.selection)
+    answer = best.answer if best else None
+    weights = [t.score for t in candidates] if cfg.stop == "weighted_consensus" else None
+    return Progress(
+        index=index,
+        answer=answer,
+        support=sum(
+            answer is not None and t.answer is not None and answer_key(t.answer) == answer_key(answer)
+            for t in candidates
+        ),
+        samples=len(candidates),
+        generated_tokens=stats["generated_tokens"],
+        confidence=consensus([t.answer for t in candidates], weights).probability,
+        finished=finished,
+        stopped_early=bool(stats["stopped_early"]),
     )
 
 
@@ -76,24 +154,8 @@ def search_batch(
     **options,
 ) -> list[SearchResult]:
     """Search every problem with one method; each expansion round is one generate and one PRM call."""
-    cfg = SearchConfig.make(method, n, seed, **options)
-    if isinstance(problems, (str, Problem)):
-        raise ValueError("search_batch takes a list of problems; use search() for one")
-    trees = [new_tree(as_problem(p, i), policy, i) for i, p in enumerate(problems)]
-    stats = [Counter() for _ in trees]
-    strategies = [STRATEGIES[cfg.method](tree, cfg) for tree in trees]
-    scheduler = Scheduler(policy, prm, cfg)
-    started = time.perf_counter()
-    pending = {i: next(s, None) for i, s in enumerate(strategies)}
-    while pending := {i: asks for i, asks in pending.items() if asks}:
-        jobs = [(i, Job(trees[i], ask, stats[i])) for i, asks in pending.items() for ask in asks]
-        leaves = scheduler.run([job for _, job in jobs])
-        replies: dict[int, list] = {i: [] for i in pending}
-        for (i, _), new in zip(jobs, leaves, strict=True):
-            replies[i].append(new)
-        pending = {i: send(strategies[i], replies[i]) for i in pending}
-    wall_s = time.perf_counter() - started
-    return [finish(tree, cfg, s, wall_s) for tree, s in zip(trees, stats, strict=True)]
+    *_, last = search_iter(problems, policy, prm, method=method, n=n, seed=seed, **options)
+    return last.results
 
 
 def send(strategy, reply):

@@ -75,6 +75,20 @@ class Trajectory:
         return "".join(self.steps)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One problem after a search round: the answer the search would give now and what it has spent."""
+
+    index: int  # the problem's place in the batch
+    answer: str | None  # what `selection` picks among the finished solutions so far (None: none finished yet)
+    support: int  # finished solutions that give that answer
+    samples: int  # finished solutions
+    generated_tokens: int
+    confidence: float  # the stopping rule's P(leading answer beats the runner-up) over the finished solutions
+    finished: bool  # its budget is spent or its answer settled
+    stopped_early: bool  # its answer settled before its budget was spent
+
+
 @dataclass
 class SearchResult:
     """What `search` returns for one problem."""
@@ -95,3 +109,12 @@ class SearchResult:
         from tdrm_search.grading import is_equivalent
 
         return self.answer is not None and is_equivalent(self.answer, self.problem.answer)
+
+
+@dataclass
+class Round:
+    """What `search_iter` yields after each round: every problem's progress; on the last round, the results."""
+
+    index: int  # rounds run so far (0: none ran)
+    progress: list[Progress]
+    results: list[SearchResult] | None = None

@@ -13,5 +13,8 @@ def greedy(tree: Tree, cfg: SearchConfig) -> Strategy:
 
 
 def best_of_n(tree: Tree, cfg: SearchConfig) -> Strategy:
-    """n independent samples; the driver aggregates and selects among them."""
-    yield [Expand(ROOT, cfg.n, whole=True)]
+    """n independent samples; the driver aggregates and selects among them. With a stopping rule they come in
+    waves of `wave`, so the driver can check the rule between waves."""
+    size = cfg.wave if cfg.stop else cfg.n
+    for start in range(0, cfg.n, size):
+        yield [Expand(ROOT, min(size, cfg.n - start), whole=True)]
