@@ -10,6 +10,10 @@ otherwise extracted from `text` under an extraction policy (`--extract`, default
 `tdrm_search.extraction`); `score` (optional) is its verifier / PRM score, needed for best-of-k and weighted
 majority. Answers are grouped by mathematical equivalence before voting, and voting picks exactly as the search
 engine does (`aggregate.select`). A problem with fewer than k candidates uses all of them.
+
+With `stop` (`tdrm_search.stopping`), the voting metrics replay the engine's Best-of-N stopping offline: each
+k-subset is taken in its order, `wave` candidates at a time, until the rule passes at `confidence`; `samples` is
+the mean number of candidates used (pass@k stays over all k).
 """
 
 from __future__ import annotations
@@ -24,9 +28,33 @@ from tdrm_search.aggregate import answer_key, select
 from tdrm_search.datasets import read_jsonl
 from tdrm_search.extraction import ENGINE_POLICY, check_policies, extract_answer
 from tdrm_search.grading import is_equivalent
+from tdrm_search.stopping import check_stop, stopping_point
 from tdrm_search.types import Trajectory
 
-METRICS = ("pass", "majority", "best", "weighted_majority")
+METRICS = ("samples", "pass", "majority", "best", "weighted_majority")
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The stopping rule a replay applies: "consensus" or "weighted_consensus" at `confidence`, checked every `wave`."""
+
+    rule: str
+    confidence: float = 0.95
+    wave: int = 4
+
+    def __post_init__(self) -> None:
+        check_stop(self.rule, self.confidence)
+        if self.wave < 1:
+            raise ValueError(f"wave must be >= 1, got {self.wave}")
+
+    def used(self, problem: Scored, candidates: list[Trajectory]) -> list[Trajectory]:
+        """The leading candidates a search stopping by this rule would have sampled."""
+        weights = None
+        if self.rule == "weighted_consensus":
+            if not problem.has_scores:
+                raise ValueError(f"problem {problem.id}: weighted_consensus needs every candidate's score")
+            weights = [t.score for t in candidates]
+        return candidates[: stopping_point([t.answer for t in candidates], self.confidence, weights, self.wave)]
 
 
 @dataclass
@@ -77,8 +105,11 @@ def score_problem(row: dict[str, Any], index: int, policy: str = ENGINE_POLICY) 
     )
 
 
-def metrics_at_k(problem: Scored, k: int, samples: int, rng: random.Random) -> dict[str, float | None]:
-    """One problem's metrics at k; voting metrics average over `samples` random k-subsets (1: the first k)."""
+def metrics_at_k(
+    problem: Scored, k: int, samples: int, rng: random.Random, stop: Stop | None = None
+) -> dict[str, float | None]:
+    """One problem's metrics at k; voting metrics average over `samples` random k-subsets (1: the first k), each cut
+    where `stop` would have stopped."""
     n = len(problem.candidates)
     c = sum(problem.is_correct(t) for t in problem.candidates)
     subsets = (
@@ -86,7 +117,9 @@ def metrics_at_k(problem: Scored, k: int, samples: int, rng: random.Random) -> d
         if samples == 1 or k >= n
         else [rng.sample(problem.candidates, k) for _ in range(samples)]
     )
-    out: dict[str, float | None] = {"pass": pass_at_k(n, c, k)}
+    if stop is not None:
+        subsets = [stop.used(problem, s) for s in subsets]
+    out: dict[str, float | None] = {"samples": sum(map(len, subsets)) / len(subsets), "pass": pass_at_k(n, c, k)}
     for metric, how in (("majority", "majority"), ("best", "argmax"), ("weighted_majority", "weighted_majority")):
         if how != "majority" and not problem.has_scores:
             out[metric] = None
@@ -96,10 +129,15 @@ def metrics_at_k(problem: Scored, k: int, samples: int, rng: random.Random) -> d
 
 
 def rerank(
-    path: str | Path, ks: list[int] | None = None, samples: int = 1, seed: int = 0, policy: str = ENGINE_POLICY
+    path: str | Path,
+    ks: list[int] | None = None,
+    samples: int = 1,
+    seed: int = 0,
+    policy: str = ENGINE_POLICY,
+    stop: Stop | None = None,
 ) -> list[dict[str, Any]]:
     """Mean metrics over the file's problems, one row per k (default: powers of two up to the most candidates),
-    candidate answers extracted under `policy`.
+    candidate answers extracted under `policy`, voting metrics over what `stop` (if given) would have sampled.
 
     A metric that needs scores is averaged over the problems whose candidates all have one (None if none do).
     """
@@ -112,7 +150,7 @@ def rerank(
     rng = random.Random(seed)
     rows = []
     for k in ks:
-        per_problem = [metrics_at_k(p, k, samples, rng) for p in problems]
+        per_problem = [metrics_at_k(p, k, samples, rng, stop) for p in problems]
         row: dict[str, Any] = {"k": k, "problems": len(problems)}
         for metric in METRICS:
             values = [m[metric] for m in per_problem if m[metric] is not None]
@@ -123,7 +161,7 @@ def rerank(
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per k."""
-    header = ["k", "problems", "pass@k", "maj@k", "best@k", "wmaj@k"]
+    header = ["k", "problems", "samples", "pass@k", "maj@k", "best@k", "wmaj@k"]
     lines = ["  ".join(f"{h:>8}" for h in header)]
     for row in rows:
         cells = [str(row["k"]), str(row["problems"])] + ["-" if row[m] is None else f"{row[m]:.4f}" for m in METRICS]

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from tdrm_search.cli import main
-from tdrm_search.rerank import pass_at_k, rerank
+from tdrm_search.rerank import Stop, pass_at_k, rerank
 
 PROBLEMS = [
     {
@@ -55,6 +55,7 @@ def test_rerank_known_answers(candidates):
     assert rows[1] == {
         "k": 1,
         "problems": 2,
+        "samples": 1.0,
         "pass": pytest.approx(0.45),
         "majority": 1.0,
         "best": 1.0,
@@ -63,7 +64,15 @@ def test_rerank_known_answers(candidates):
     assert rows[2]["pass"] == pytest.approx((0.7 + 1 - 1 / 6) / 2)
     # k=4: "half" ties 2-2 between 1/2 and 3; the engine breaks ties by the best score (3: 0.95) -> wrong.
     # weighted: 1/2 has 1.7 against 1.05. Scored metrics average over "half" only.
-    assert rows[4] == {"k": 4, "problems": 2, "pass": 1.0, "majority": 0.5, "best": 0.0, "weighted_majority": 1.0}
+    assert rows[4] == {
+        "k": 4,
+        "problems": 2,
+        "samples": 4.0,
+        "pass": 1.0,
+        "majority": 0.5,
+        "best": 0.0,
+        "weighted_majority": 1.0,
+    }
     assert rows[5]["majority"] == 0.5 and rows[5]["weighted_majority"] == 1.0
 
 
@@ -94,3 +103,36 @@ def test_rerank_extraction_policy(tmp_path, capsys):
     assert "one extraction policy" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown extraction policy"):
         rerank(path, policy="loose")
+
+
+SETTLING = [
+    {
+        "id": "settles",
+        "answer": "4",
+        "candidates": [{"answer": a, "score": s} for a, s in [("4", 0.9)] * 4 + [("5", 0.1)] * 4],
+    },
+    {  # four low-scored wrong answers first, then four high-scored right ones
+        "id": "misleads",
+        "answer": "4",
+        "candidates": [{"answer": a, "score": s} for a, s in [("5", 0.1)] * 4 + [("4", 0.9)] * 4],
+    },
+]
+
+
+def test_rerank_replays_the_consensus_stop(candidates, tmp_path, capsys):
+    path = tmp_path / "settling.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in SETTLING))
+    full = rerank(path, ks=[8])[0]
+    assert full["samples"] == 8.0 and full["majority"] == 1.0  # "misleads" ties 4-4: the better score wins
+    # both stop after their first wave of 4 unanimous answers (31/32 >= 0.95): "misleads" keeps its wrong 5
+    votes = rerank(path, ks=[8], stop=Stop("consensus"))[0]
+    assert votes["samples"] == 4.0 and votes["majority"] == 0.5 and votes["pass"] == 1.0
+    # weighted by score: 4 x 0.9 settles (1 - 2**-4.6 >= 0.95), 4 x 0.1 does not (1 - 2**-1.4), nor 3.6 vs 0.4
+    weighted = rerank(path, ks=[8], stop=Stop("weighted_consensus"))[0]
+    assert weighted["samples"] == 6.0 and weighted["weighted_majority"] == 1.0 and weighted["majority"] == 1.0
+    assert rerank(path, ks=[8], stop=Stop("consensus", wave=1, confidence=0.9))[0]["samples"] == 3.0  # 15/16 >= 0.9
+    assert main(["rerank", str(path), "--k", "8", "--stop", "consensus"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[2] == "samples" and table[1].split()[2] == "4.0000"
+    with pytest.raises(ValueError, match="problem seven: weighted_consensus needs every candidate's score"):
+        rerank(candidates, stop=Stop("weighted_consensus"))

@@ -1,4 +1,5 @@
-"""`tdrm rerank FILE`: pass@k, majority@k, best-of-k and weighted majority@k of precomputed candidates."""
+"""`tdrm rerank FILE`: pass@k, majority@k, best-of-k and weighted majority@k of precomputed candidates, optionally
+replaying the consensus stop (`--stop consensus`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from tdrm_search import rerank
+from tdrm_search.config import SearchConfig
 from tdrm_search.config_args import add_config_args, config_from_args
 from tdrm_search.extraction import ENGINE_POLICY, ExtractConfig
 
@@ -27,6 +29,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     add_config_args(parser.add_argument_group("grading (ExtractConfig)"), ExtractConfig)
+    add_config_args(
+        parser.add_argument_group("stopping replay (SearchConfig)"), SearchConfig, only=("stop", "confidence", "wave")
+    )
     parser.set_defaults(func=run)
 
 
@@ -36,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     policies = config_from_args(ExtractConfig, args).policies((ENGINE_POLICY,))
     if len(policies) != 1:
         raise ValueError(f"rerank grades under one extraction policy; got {list(policies)}")
-    rows = rerank.rerank(args.candidates, args.k, args.samples, args.seed, policies[0])
+    stop = rerank.Stop(args.stop, args.confidence, args.wave) if args.stop else None
+    rows = rerank.rerank(args.candidates, args.k, args.samples, args.seed, policies[0], stop)
     print(rerank.format_table(rows))
     if args.json:
         args.json.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
