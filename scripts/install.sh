@@ -9,3 +9,12 @@ python3 -m pip install --quiet --disable-pip-version-check -e ".[cpu,test]"
 python3 -m pip uninstall --quiet --yes torchvision torchaudio torchcodec 2>/dev/null || true
 # pyenv only exposes new console scripts (`tdrm`) after a rehash.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+# Search-tree pages are tested in a real headless browser: Debian's Chromium, driven by playwright (whose own browser
+# download, `playwright install`, cannot reach its host here and is not needed).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  else
+    echo "install.sh: Chromium is missing: run 'apt-get install chromium' as root for the browser tests" >&2
+  fi
+fi

@@ -1,0 +1,322 @@
+"""Pictures of a search tree: one node per step, coloured by its PRM value, the chosen path highlighted and
+final answers marked right or wrong when the reference is known.
+
+`drawing` turns a SearchResult into plain data (positions from `tidy_layout`, colours, marks, hover text) that
+both renderers draw, so the HTML page (plotly, its JavaScript embedded: one file that works offline) and the
+SVG/PNG picture (matplotlib) agree. `write_tree` picks the renderer from the file's extension.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+from tdrm_search.grading import GradingTimeout, check_equivalent
+from tdrm_search.tree import ROOT
+from tdrm_search.types import SearchResult
+
+FORMATS = (".html", ".svg", ".png")
+COLORSCALE = "RdYlGn"  # red (low value) to green (high value), in plotly and matplotlib alike
+CHOSEN = "#1f4e9c"  # the chosen path
+MARKS = {True: ("✓", "#1a7f37"), False: ("✗", "#c62828")}  # a final answer right / wrong against the reference
+GRADE_TIMEOUT_S = 10.0
+LABEL_CHARS = 36  # the chosen path's step labels are shortened to this
+LEGEND = "colour: PRM value · thick blue: the chosen path · ✓/✗: final answer right/wrong"
+
+
+@dataclass(frozen=True)
+class DrawnNode:
+    id: int
+    x: float  # depth
+    y: float  # leaf order (0 at the top)
+    value: float | None  # PRM value (None: the question, or a step never scored)
+    chosen: bool  # on the path to the chosen answer
+    correct: bool | None  # a final answer graded against the reference (None: not final, or no reference)
+    hover: str  # the step's text and facts, as plotly hover HTML
+    label: str  # the step's text shortened, shown beside the nodes of the chosen path ("" elsewhere)
+
+
+@dataclass(frozen=True)
+class Drawing:
+    title: str  # the method, answer and reference
+    question: str
+    nodes: list[DrawnNode]
+    edges: list[tuple[int, int]]
+    chosen_edges: list[tuple[int, int]]
+
+
+def check_tree_path(path: str | Path) -> Path:
+    """`path` as a Path when its extension is one `write_tree` draws; a ValueError naming them otherwise."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(
+            f"cannot draw a search tree as {path.name!r}: the file must end in one of {', '.join(FORMATS)}"
+        )
+    return path
+
+
+def tidy_layout(graph: nx.DiGraph, root: int = ROOT) -> dict[int, tuple[float, float]]:
+    """(x, y) of every node under `root`: x its depth, leaves at y = 0, 1, 2... in depth-first order (children in
+    the graph's order), each parent centred between its first and last child."""
+    pos: dict[int, tuple[float, float]] = {}
+    depth = nx.single_source_shortest_path_length(graph, root)
+    leaves = 0
+    for node in nx.dfs_postorder_nodes(graph, root):
+        children = list(graph.successors(node))
+        if children:
+            y = (pos[children[0]][1] + pos[children[-1]][1]) / 2
+        else:
+            y, leaves = float(leaves), leaves + 1
+        pos[node] = (float(depth[node]), y)
+    return pos
+
+
+def grade_answers(graph: nx.DiGraph, gold: str | None) -> dict[int, bool | None]:
+    """Each final node's answer against `gold` (a path that ended without an answer is wrong); None where there is
+    no reference or the comparison timed out. Each distinct answer is graded once."""
+    finals = [n for n, d in graph.nodes(data=True) if d["terminal"] is not None]
+    if gold is None:
+        return dict.fromkeys(finals)
+    right: dict[str | None, bool | None] = {None: False}
+    for node in finals:
+        answer = graph.nodes[node]["answer"]
+        if answer not in right:
+            try:
+                right[answer] = check_equivalent(answer, gold, GRADE_TIMEOUT_S)
+            except GradingTimeout:
+                right[answer] = None
+    return {node: right[graph.nodes[node]["answer"]] for node in finals}
+
+
+def _hover(text: str, width: int = 80) -> str:
+    lines = [line for para in text.strip().splitlines() for line in textwrap.wrap(para, width) or [""]]
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+def _node_hover(data: dict, correct: bool | None, question: str) -> str:
+    if data["depth"] == 0:
+        return "<b>question</b><br>" + _hover(question)
+    value = "not scored" if data["score"] is None else f"{data['score']:.3f}"
+    visits = f", {data['visits']} visits" if data["visits"] else ""
+    facts = [f"<b>step {data['depth']}</b>  PRM value {value}  ({data['num_tokens']} tokens{visits})"]
+    if data["terminal"] is not None:
+        verdict = "" if correct is None else "  right" if correct else "  wrong"
+        facts.append(f"<b>final</b> ({data['terminal']}): answer {html.escape(str(data['answer']))}{verdict}")
+    return "<br>".join(facts) + "<br>" + _hover(data["text"])
+
+
+def drawing(result: SearchResult) -> Drawing:
+    """What to draw of `result`'s tree, for any renderer."""
+    graph = result.tree
+    if ROOT not in graph:
+        raise ValueError(f"the {result.method} result of {result.problem.question[:40]!r} has no search tree to draw")
+    pos = tidy_layout(graph)
+    chosen = set(nx.shortest_path(graph, ROOT, result.best.node)) if result.best is not None else set()
+    correct = grade_answers(graph, result.problem.answer)
+    nodes = [
+        DrawnNode(
+            id=node,
+            x=pos[node][0],
+            y=pos[node][1],
+            value=data["score"],
+            chosen=node in chosen,
+            correct=correct.get(node),
+            hover=_node_hover(data, correct.get(node), result.problem.question),
+            label=textwrap.shorten(data["text"], LABEL_CHARS, placeholder="...") if node in chosen else "",
+        )
+        for node, data in graph.nodes(data=True)
+    ]
+    gold = "" if result.problem.answer is None else f", reference {result.problem.answer}"
+    return Drawing(
+        title=f"{result.method}, {len(result.candidates)} solution(s): answer {result.answer}{gold}",
+        question=result.problem.question,
+        nodes=nodes,
+        edges=list(graph.edges),
+        chosen_edges=[(u, v) for u, v in graph.edges if u in chosen and v in chosen],
+    )
+
+
+def write_tree(result: SearchResult, path: str | Path) -> Path:
+    """Draw `result`'s search tree to `path`: .html (interactive, self-contained), .svg or .png."""
+    path = check_tree_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw = drawing(result)
+    if path.suffix.lower() == ".html":
+        plotly_figure(draw).write_html(
+            path, include_plotlyjs=True, full_html=True, div_id="tdrm-tree", config={"displaylogo": False}
+        )
+    else:
+        matplotlib_figure(draw, path)
+    return path
+
+
+def _size(draw: Drawing) -> tuple[float, float]:
+    """Width and height in inches: room for each depth and each leaf."""
+    depth = max(n.x for n in draw.nodes)
+    rows = max(n.y for n in draw.nodes) + 1
+    return 3.5 + 1.6 * depth, 2.0 + 0.22 * rows
+
+
+def _column(depth: int) -> str:
+    return f"step {depth}" if depth else "question"
+
+
+def _segments(draw: Drawing, edges: list[tuple[int, int]]) -> tuple[list, list]:
+    at = {n.id: n for n in draw.nodes}
+    xs, ys = [], []
+    for u, v in edges:
+        xs += [at[u].x, at[v].x, None]
+        ys += [at[u].y, at[v].y, None]
+    return xs, ys
+
+
+def plotly_figure(draw: Drawing):
+    """The interactive figure: edges, the chosen path, the question, the steps coloured by PRM value (hover: text).
+    Every node is one marker point of the two node traces, so a page's drawn node count is its points'."""
+    import plotly.graph_objects as go
+
+    scored = [n for n in draw.nodes if n.value is not None]
+    unscored = [n for n in draw.nodes if n.value is None]
+    fig = go.Figure()
+    for edges, colour, width in ((draw.edges, "#b0b0b0", 1), (draw.chosen_edges, CHOSEN, 4)):
+        xs, ys = _segments(draw, edges)
+        fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": colour, "width": width}, hoverinfo="skip")
+    fig.add_scatter(
+        x=[n.x for n in unscored],
+        y=[n.y for n in unscored],
+        mode="markers",
+        marker={"symbol": "square", "size": 14, "color": "#9e9e9e", "line": {"color": CHOSEN, "width": 2}},
+        hovertext=[n.hover for n in unscored],
+        hoverinfo="text",
+    )
+    marks = [MARKS.get(n.correct, ("", "black")) for n in scored]
+    _, height = _size(draw)
+    fig.add_scatter(
+        x=[n.x for n in scored],
+        y=[n.y for n in scored],
+        mode="markers+text",
+        marker={
+            "color": [n.value for n in scored],
+            "colorscale": COLORSCALE,
+            "cmin": 0.0,
+            "cmax": 1.0,
+            "colorbar": {
+                "title": {"text": "PRM value"},
+                "lenmode": "pixels",
+                "len": min(300, 96 * height),
+                "y": 1,
+                "yanchor": "top",
+            },
+            "size": [15 if n.chosen else 10 for n in scored],
+            "line": {
+                "color": [CHOSEN if n.chosen else "#555" for n in scored],
+                "width": [3 if n.chosen else 0.5 for n in scored],
+            },
+        },
+        text=[m for m, _ in marks],
+        textposition="middle right",
+        textfont={"size": 16, "color": [c for _, c in marks]},
+        hovertext=[n.hover for n in scored],
+        hoverinfo="text",
+    )
+    for n in draw.nodes:
+        if n.label:
+            fig.add_annotation(
+                x=n.x,
+                y=n.y,
+                text=html.escape(n.label),
+                showarrow=False,
+                yshift=16,
+                font={"size": 11, "color": CHOSEN},
+                bgcolor="rgba(255,255,255,0.85)",
+            )
+    question = "<br>".join(html.escape(line) for line in textwrap.wrap(draw.question, 140)[:3])
+    legend = f"{LEGEND} · hover a node for its step"
+    columns = sorted({int(n.x) for n in draw.nodes})
+    fig.update_layout(
+        title={
+            "text": f"<b>{html.escape(draw.title)}</b><br><sub>{question}<br><i>{legend}</i></sub>",
+            "x": 0.01,
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 14},
+        },
+        showlegend=False,
+        height=int(96 * height) + 160,
+        margin={"t": 150, "l": 40, "r": 40, "b": 40},
+        plot_bgcolor="white",
+        hoverlabel={"align": "left", "bgcolor": "white"},
+        xaxis={
+            "tickvals": columns,
+            "ticktext": [_column(x) for x in columns],
+            "zeroline": False,
+            "showgrid": False,
+            "side": "top",
+        },
+        yaxis={"autorange": "reversed", "visible": False},
+    )
+    return fig
+
+
+def matplotlib_figure(draw: Drawing, path: Path) -> None:
+    """The static picture (SVG or PNG) of the same drawing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    at = {n.id: n for n in draw.nodes}
+    fig, ax = plt.subplots(figsize=_size(draw))
+    for edges, colour, width in ((draw.edges, "#b0b0b0", 1.0), (draw.chosen_edges, CHOSEN, 3.0)):
+        segments = [[(at[u].x, at[u].y), (at[v].x, at[v].y)] for u, v in edges]
+        ax.add_collection(LineCollection(segments, colors=colour, linewidths=width, zorder=1))
+    unscored = [n for n in draw.nodes if n.value is None]
+    ax.scatter([n.x for n in unscored], [n.y for n in unscored], marker="s", s=90, c="#9e9e9e", zorder=2)
+    scored = [n for n in draw.nodes if n.value is not None]
+    points = ax.scatter(
+        [n.x for n in scored],
+        [n.y for n in scored],
+        c=[n.value for n in scored],
+        cmap=COLORSCALE,
+        vmin=0.0,
+        vmax=1.0,
+        s=[110 if n.chosen else 45 for n in scored],
+        edgecolors=[CHOSEN if n.chosen else "#555" for n in scored],
+        linewidths=[2.0 if n.chosen else 0.4 for n in scored],
+        zorder=3,
+    )
+    for n in draw.nodes:
+        if n.correct is not None:
+            mark, colour = MARKS[n.correct]
+            ax.annotate(mark, (n.x, n.y), xytext=(7, 0), textcoords="offset points", va="center", color=colour)
+        if n.label:
+            ax.annotate(
+                n.label,
+                (n.x, n.y),
+                xytext=(0, 9),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                color=CHOSEN,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+                zorder=4,
+            )
+    fig.colorbar(
+        points, ax=ax, label="PRM value", fraction=0.04, shrink=min(1.0, 4.0 / fig.get_figheight()), anchor=(0.0, 1.0)
+    )
+    ax.set_ylim(max(n.y for n in draw.nodes) + 0.6, -0.9)  # top down, room for the labels above the first row
+    ax.set_yticks([])
+    columns = sorted({int(n.x) for n in draw.nodes})
+    ax.set_xticks(columns, [_column(x) for x in columns])
+    ax.xaxis.tick_top()
+    ax.set_title(f"{draw.title}\n{textwrap.fill(draw.question, 110)}\n{LEGEND}", fontsize=9, loc="left")
+    ax.spines[:].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
