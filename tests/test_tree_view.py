@@ -1,5 +1,5 @@
-"""Search-tree pictures: the layout, the drawing of a real lab search, its HTML page in a real headless Chromium
-and the SVG/PNG pictures.
+"""Search-tree pictures: the layout, the drawing of a real lab search, its HTML page in a real headless Chromium,
+the SVG/PNG pictures, `tdrm search --tree` and `tdrm bench --trees`.
 
 The browser is the system's Chromium (Debian package, installed by scripts/install.sh), driven by playwright. The
 browser test is skipped only where Chromium is absent outside CI; in CI it must run."""
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import networkx as nx
@@ -104,3 +106,18 @@ def test_svg_and_png_pictures(lab_result, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match=r"tree\.pdf.*\.html, \.svg, \.png"):
         write_tree(lab_result, tmp_path / "tree.pdf")
+
+
+def tdrm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tdrm_search", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_search_command_draws_the_tree(lab_problems, tmp_path):
+    problem = lab_problems[1]
+    engines = ["--policy", "lab", "--prm", "lab", "--backend", "hf", "--method", "beam", "-n", "4"]
+    out = tdrm("search", problem.question, *engines, "--reference", problem.answer, "--tree", str(tmp_path / "t.html"))
+    assert out.returncode == 0, out.stderr
+    assert f"tree: {tmp_path / 't.html'}" in out.stdout
+    assert f"answer {problem.answer}, reference {problem.answer}" in (tmp_path / "t.html").read_text()
+    out = tdrm("search", problem.question, *engines, "--tree", str(tmp_path / "t.jpg"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "'t.jpg'" in out.stderr, out.stderr

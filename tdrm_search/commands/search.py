@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
 import orjson
 
@@ -18,6 +20,10 @@ def register(subparsers) -> None:
     parser.add_argument("-n", type=int, default=8, help="budget: complete solutions the method may produce")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--reference", help="the reference answer: the tree marks final answers right or wrong")
+    parser.add_argument(
+        "--tree", type=Path, metavar="FILE", help="draw the search tree to FILE: .html (interactive), .svg or .png"
+    )
     add_engine_args(parser)
     parser.set_defaults(func=run)
 
@@ -35,10 +41,17 @@ def result_dict(result) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from tdrm_search.engine import search
+    from tdrm_search.tree_view import check_tree_path, write_tree
+    from tdrm_search.types import Problem
 
     options = search_options(args)
+    if args.tree is not None:
+        check_tree_path(args.tree)
     policy, prm = load_engines(args)
-    result = search(args.question, policy, prm, method=args.method, n=args.n, seed=args.seed, **options)
+    problem = Problem(args.question, answer=args.reference)
+    result = search(problem, policy, prm, method=args.method, n=args.n, seed=args.seed, **options)
+    if args.tree is not None:
+        print(f"tree: {write_tree(result, args.tree)}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(orjson.dumps(result_dict(result), option=orjson.OPT_INDENT_2).decode())
         return 0
