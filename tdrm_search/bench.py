@@ -31,6 +31,7 @@ from tdrm_search.datasets import extraction_policies
 from tdrm_search.ending import final_answer
 from tdrm_search.extraction import ENGINE_POLICY, check_policies, extract
 from tdrm_search.grading import GradingTimeout, check_equivalent
+from tdrm_search.tree_view import write_tree
 from tdrm_search.types import Problem, SearchResult
 
 log = logging.getLogger(__name__)
@@ -251,9 +252,13 @@ def run_bench(
     batch_size: int = 8,
     grader_timeout: float = 10.0,
     progress: bool = True,
+    trees: int = 0,
+    trees_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run what `out` does not hold yet; return every record of the file (earlier runs' included). With `progress`,
-    each grid cell shows a progress bar with its accuracy so far under each extraction policy.
+    each grid cell shows a progress bar with its accuracy so far under each extraction policy. With `trees`, the
+    search trees of the first `trees` problems each cell runs are drawn as HTML pages in `trees_dir` (default: a
+    "trees" folder beside `out`), one per problem, named by `tree_file`.
 
     `search_fn` defaults to the engine's `search_batch`. Problems go to it in chunks of `batch_size`; a chunk
     that raises is retried one problem at a time, and a problem that still fails is recorded as failed.
@@ -282,11 +287,14 @@ def run_bench(
             desc = f"{dataset} {method} n={n} seed={seed}"
             bar = tqdm(total=len(problems), desc=desc, disable=not progress or not problems, dynamic_ncols=True)
             right, finished = dict.fromkeys(grading.policies, 0), 0
+            drawn = 0
             for chunk in _chunks(problems, batch_size):
-                for record in _run_chunk(
+                for record, result in _run_chunk(
                     chunk, dataset, method, n, seed, grid.options, policy, prm, search_fn, grading
                 ):
                     results.append(record)
+                    if result is not None and drawn < trees:
+                        drawn += draw_tree(result, Path(trees_dir or Path(out).parent / "trees") / tree_file(record))
                     finished += 1
                     for p in right:
                         right[p] += bool((record.get("extractions") or {}).get(p, {}).get("correct"))
@@ -307,8 +315,9 @@ def _run_chunk(
     prm: Any,
     search_fn: SearchFn,
     grading: Grading,
-) -> Iterator[dict[str, Any]]:
-    """Records of one chunk: searched together, or one by one when the chunk fails."""
+) -> Iterator[tuple[dict[str, Any], SearchResult | None]]:
+    """Records of one chunk, each with its search result (None for a failed one): searched together, or one by one
+    when the chunk fails."""
     bases = [_record(dataset, p, problem_id(p, i), method, n, seed, grading.policies[0]) for i, p in chunk]
     problems = [p for _, p in chunk]
     start = time.perf_counter()
@@ -319,7 +328,7 @@ def _run_chunk(
     except Exception as err:
         if len(chunk) == 1:
             log.warning("%s %s: search failed: %s: %s", dataset, bases[0]["id"], type(err).__name__, err)
-            yield failed_record(bases[0], err)
+            yield failed_record(bases[0], err), None
             return
         log.warning("%s: a chunk of %d failed (%s); retrying one by one", dataset, len(chunk), err)
         for item in chunk:
@@ -327,7 +336,23 @@ def _run_chunk(
         return
     wall_s = (time.perf_counter() - start) / len(chunk)
     for base, result in zip(bases, results, strict=True):
-        yield result_record(base, result, wall_s, grading)
+        yield result_record(base, result, wall_s, grading), result
+
+
+def draw_tree(result: SearchResult, path: Path) -> bool:
+    """Draw a result's search tree to `path`; a picture that fails is logged, never stops the run."""
+    try:
+        write_tree(result, path)
+    except Exception as err:
+        log.warning("could not draw the search tree %s: %s: %s", path, type(err).__name__, err)
+        return False
+    return True
+
+
+def tree_file(record: dict[str, Any]) -> str:
+    """The file name of a record's tree picture: dataset, method, budget, seed and problem id."""
+    name = f"{record['dataset']}_{record['method']}_n{record['n']}_seed{record['seed']}_{record['id']}"
+    return re.sub(r"[^\w.-]+", "_", name) + ".html"
 
 
 # ---------------------------------------------------------------- summary and plots

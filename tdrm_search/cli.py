@@ -3,6 +3,9 @@
 Packages register their subcommands as entry points in the "tdrm.commands" group (see pyproject.toml); each
 names a module whose `register(subparsers)` adds its parser and sets `func` (called with the parsed arguments,
 returning an exit code). So the core knows no package above it.
+
+The terminal shows the project's own progress and results; `--verbose` adds the libraries' logs (vLLM,
+transformers, torch), and `--log-file` keeps them in a file (see `terminal`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 GROUP = "tdrm.commands"
 
@@ -24,16 +28,40 @@ def build_parser() -> argparse.ArgumentParser:
         raise SystemExit(f"tdrm: no subcommands are registered ({GROUP!r} entry points): run `bash scripts/install.sh`")
     for command in commands:
         command.load().register(subparsers)
+    add_output_args(parser)
+    for subparser in subparsers.choices.values():  # the same flags after the subcommand's name
+        add_output_args(subparser, defaults=argparse.SUPPRESS)  # suppressed: they do not undo those given before
     return parser
+
+
+def add_output_args(parser: argparse.ArgumentParser, defaults: object = None) -> None:
+    """`--verbose` and `--log-file`: where the libraries' logs go."""
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=defaults or False,
+        help="show the libraries' logs and warnings too (vLLM, transformers, torch), as they print them",
+    )
+    parser.add_argument(
+        "--log-file", type=Path, default=defaults, metavar="PATH", help="write the libraries' logs to PATH"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        from tdrm_search.terminal import quiet_libraries
+
+        quiet_libraries(args.log_file)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:
         print(f"tdrm {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if args.log_file is not None and not args.verbose:
+            print(f"libraries' logs: {args.log_file}", file=sys.stderr)
 
 
 if __name__ == "__main__":

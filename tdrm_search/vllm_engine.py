@@ -35,14 +35,19 @@ def make_llm(model: str | Path, seed: int = 0, **engine_kwargs):
 
 
 def build_llm(model: str | Path, seed: int, **engine_kwargs):
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    """The engine; its weight-loading progress bar shows only where vLLM logs at INFO or below (its default)."""
     cpu = on_cpu()
     if cpu:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from vllm import LLM
+    from vllm import LLM, envs
 
-    defaults = dict(seed=seed, enable_prefix_caching=True, gpu_memory_utilization=0.2 if cpu else 0.4)
+    defaults = dict(
+        seed=seed,
+        enable_prefix_caching=True,
+        gpu_memory_utilization=0.2 if cpu else 0.4,
+        use_tqdm_on_load=envs.VLLM_LOGGING_LEVEL in ("DEBUG", "INFO"),
+    )
     if cpu:
         defaults.update(block_size=32, dtype="float32")
     return LLM(model=str(model), **{**defaults, **engine_kwargs})

@@ -121,3 +121,12 @@ def test_search_command_draws_the_tree(lab_problems, tmp_path):
     assert f"answer {problem.answer}, reference {problem.answer}" in (tmp_path / "t.html").read_text()
     out = tdrm("search", problem.question, *engines, "--tree", str(tmp_path / "t.jpg"))
     assert out.returncode == 2 and "Traceback" not in out.stderr and "'t.jpg'" in out.stderr, out.stderr
+
+
+def test_bench_saves_k_trees_per_method(tmp_path):
+    from tdrm_search.cli import main
+
+    argv = ["bench", "-d", "lab", "--limit", "3", "-m", "best_of_n", "beam", "-n", "2", "--backend", "hf"]
+    assert main([*argv, "--prm", "oracle", "--out", str(tmp_path / "r.jsonl"), "--trees", "2", "--no-progress"]) == 0
+    trees = sorted(p.name for p in (tmp_path / "trees").iterdir())
+    assert trees == [f"lab_{m}_n2_seed0_{i}.html" for m in ("beam", "best_of_n") for i in ("lab-0-0", "lab-0-1")]

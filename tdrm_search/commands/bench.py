@@ -33,6 +33,14 @@ def register(subparsers) -> None:
     parser.add_argument("--subject", nargs="+", help="MATH subjects to keep")
     parser.add_argument("--out", type=Path, required=True, help="results JSONL (appended to; re-running resumes)")
     parser.add_argument("--plots", type=Path, help="folder for PNG plots and summary.json (default: beside --out)")
+    parser.add_argument(
+        "--trees",
+        type=int,
+        default=0,
+        metavar="K",
+        help="draw the search trees of K problems per method, budget and seed as HTML pages in a trees/ folder "
+        "beside --out",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grader-timeout", type=float, default=10.0, help="seconds per answer comparison")
     parser.add_argument("--no-progress", action="store_true")
@@ -56,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         grader_timeout=args.grader_timeout,
         progress=not args.no_progress,
+        trees=args.trees,
     )
     rows = bench.summarize(records)
     print(bench.format_rows(rows))
