@@ -13,6 +13,7 @@ from tdrm_search.config import METHODS
 from tdrm_search.config_args import add_config_args, config_from_args
 from tdrm_search.datasets import extraction_policies, load_dataset
 from tdrm_search.extraction import ExtractConfig
+from tdrm_search.terminal import print_files
 
 
 def register(subparsers) -> None:
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     extract = config_from_args(ExtractConfig, args)
     policies = {name: extract.policies(extraction_policies(name)) for name in datasets}
     grid = bench.Grid(datasets, args.method, args.budget, args.seed, search_options(args), policies)
+    problems = sum(map(len, datasets.values()))
+    print(f"tdrm bench: {problems} problems, {len(list(grid.cells()))} grid cells; loading engines...", flush=True)
     records = bench.run_bench(
         grid,
         args.out,
@@ -72,11 +75,10 @@ def run(args: argparse.Namespace) -> int:
     if levels:
         print("\nper level:\n" + bench.format_rows(levels))
     plots = args.plots or args.out.parent
-    print(f"\nrecords: {args.out} ({len(records)})")
-    for path in bench.plot(rows, plots):
-        print("wrote", path)
+    paths = bench.plot(rows, plots)
     (plots / "summary.json").write_bytes(
         orjson.dumps({"summary": rows, "per_level": levels}, option=orjson.OPT_INDENT_2)
     )
-    print("wrote", plots / "summary.json")
+    files = {args.out: f"{len(records)} records (this run's and earlier ones')", plots / "summary.json": "the tables"}
+    print_files(files | dict.fromkeys(paths, "plot"))
     return 0

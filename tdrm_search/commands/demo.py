@@ -14,6 +14,7 @@ import orjson
 
 from tdrm_search import bench
 from tdrm_search.commands.engine_args import add_engine_args, load_engines, search_options
+from tdrm_search.terminal import print_files
 
 DEMO_SEED = 2026  # an evaluation seed: the lab policy never trained on it
 
@@ -59,5 +60,9 @@ def run(args: argparse.Namespace) -> int:
                 f"n={r['n']}: best-of-n with the verifier {r['accuracy']:.1%}, majority vote of the same samples "
                 f"{r['majority@n']:.1%}, pass@n {r['pass@n']:.1%}"
             )
-    print("wrote " + ", ".join(str(p) for p in [records_path, args.out / "summary.json", *plots]))
+    files = {
+        records_path: f"{len(records)} records, one per problem, method and budget",
+        args.out / "summary.json": "the table",
+    }
+    print_files(files | dict.fromkeys(plots, "plot"))
     return 0
