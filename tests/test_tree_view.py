@@ -117,7 +117,7 @@ def test_search_command_draws_the_tree(lab_problems, tmp_path):
     engines = ["--policy", "lab", "--prm", "lab", "--backend", "hf", "--method", "beam", "-n", "4"]
     out = tdrm("search", problem.question, *engines, "--reference", problem.answer, "--tree", str(tmp_path / "t.html"))
     assert out.returncode == 0, out.stderr
-    assert f"tree: {tmp_path / 't.html'}" in out.stdout
+    assert out.stdout.startswith("answer: ") and f"tree: {tmp_path / 't.html'}" in out.stdout
     assert f"answer {problem.answer}, reference {problem.answer}" in (tmp_path / "t.html").read_text()
     out = tdrm("search", problem.question, *engines, "--tree", str(tmp_path / "t.jpg"))
     assert out.returncode == 2 and "Traceback" not in out.stderr and "'t.jpg'" in out.stderr, out.stderr

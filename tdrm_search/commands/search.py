@@ -50,17 +50,16 @@ def run(args: argparse.Namespace) -> int:
     policy, prm = load_engines(args)
     problem = Problem(args.question, answer=args.reference)
     result = search(problem, policy, prm, method=args.method, n=args.n, seed=args.seed, **options)
-    if args.tree is not None:
-        print(f"tree: {write_tree(result, args.tree)}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(orjson.dumps(result_dict(result), option=orjson.OPT_INDENT_2).decode())
-        return 0
-    print(f"answer: {result.answer}")
-    if result.best:
-        print(f"best trajectory (score {result.best.score:.3f}, {len(result.candidates)} candidates):")
-        for step, score in zip(result.best.steps, result.best.step_scores, strict=True):
-            print(f"  [{score:.3f}] {step.strip()}")
-    print(
-        "stats: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.stats.items())
-    )
+    else:
+        print(f"answer: {result.answer}")
+        if result.best:
+            print(f"best trajectory (score {result.best.score:.3f}, {len(result.candidates)} candidates):")
+            for step, score in zip(result.best.steps, result.best.step_scores, strict=True):
+                print(f"  [{score:.3f}] {step.strip()}")
+        stats = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.stats.items())
+        print(f"stats: {stats}")
+    if args.tree is not None:  # after the answer; on stderr beside --json, whose stdout is one JSON object
+        print(f"tree: {write_tree(result, args.tree)}", file=sys.stderr if args.json else sys.stdout)
     return 0
