@@ -15,6 +15,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 GROUP = "tdrm.commands"
 
 
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries(args.log_file)
     try:
-        return int(args.func(args) or 0)
+        with logging_redirect_tqdm():  # log lines print above the progress bars, not through them
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:
         print(f"tdrm {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -3,9 +3,10 @@
 `quiet_libraries` runs once, in `cli.main`, before any engine is imported; the library API never calls it (a library
 user keeps vLLM's, transformers' and torch's defaults). Each library is quieted by its own switch: vLLM's log level
 (an environment variable read when vllm is imported, and inherited by its engine processes; `vllm_engine` turns
-vLLM's weight-loading bar off with it), torch's C++ log level, transformers' logging and progress bars, and Python
-warnings through `logging`. Errors still reach the terminal; with a log file, everything below them goes there
-(torch's C++ warnings excepted: they are dropped).
+vLLM's weight-loading bar off with it), torch's C++ log level, the Hugging Face hub client's and datasets'
+verbosity, transformers' logging and progress bars, and Python warnings through `logging`. Errors still reach the
+terminal; with a log file, everything below them goes there (torch's C++, the hub client's and datasets'
+warnings excepted: they are dropped).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ OWN_PACKAGES = ("tdrm_search", "prm_train", "rl_bridge")  # their warnings are t
 LIBRARY_ENV = {
     "VLLM_LOGGING_LEVEL": "ERROR",  # vLLM's "(EngineCore pid=...) WARNING 12-06 ..." lines
     "TORCH_CPP_LOG_LEVEL": "ERROR",  # torch's C++ "[W1206 ... utils.cpp:68] Warning: ..." lines
+    "HF_HUB_VERBOSITY": "error",  # the hub client's "... Retrying in 8s [Retry 4/5]." (own handler: not logged)
+    "DATASETS_VERBOSITY": "error",
 }
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
