@@ -46,7 +46,11 @@ def add_output_args(parser: argparse.ArgumentParser, defaults: object = None) ->
         help="show the libraries' logs and warnings too (vLLM, transformers, torch), as they print them",
     )
     parser.add_argument(
-        "--log-file", type=Path, default=defaults, metavar="PATH", help="write the libraries' logs to PATH"
+        "--log-file",
+        type=Path,
+        default=defaults,
+        metavar="PATH",
+        help="keep the libraries' logs in PATH (without --verbose)",
     )
 
 
