@@ -25,6 +25,7 @@ CHOSEN = "#1f4e9c"  # the chosen path
 MARKS = {True: ("✓", "#1a7f37"), False: ("✗", "#c62828")}  # a final answer right / wrong against the reference
 GRADE_TIMEOUT_S = 10.0
 LABEL_CHARS = 36  # the chosen path's step labels are shortened to this
+QUESTION_CHARS = 400  # and the question above the tree to this (hover the question's node for all of it)
 LEGEND = "colour: PRM value · thick blue: the chosen path · ✓/✗: final answer right/wrong"
 
 
@@ -161,6 +162,11 @@ def _size(draw: Drawing) -> tuple[float, float]:
     return 3.5 + 1.6 * depth, 2.0 + 0.22 * rows
 
 
+def _question_lines(question: str, width: int) -> list[str]:
+    """The question in lines of `width` characters, shortened to at most QUESTION_CHARS."""
+    return textwrap.wrap(textwrap.shorten(question, QUESTION_CHARS, placeholder=" ..."), width)
+
+
 def _column(depth: int) -> str:
     return f"step {depth}" if depth else "question"
 
@@ -234,7 +240,7 @@ def plotly_figure(draw: Drawing):
                 font={"size": 11, "color": CHOSEN},
                 bgcolor="rgba(255,255,255,0.85)",
             )
-    question = "<br>".join(html.escape(line) for line in textwrap.wrap(draw.question, 140)[:3])
+    question = "<br>".join(map(html.escape, _question_lines(draw.question, 140)))
     legend = f"{LEGEND} · hover a node for its step"
     columns = sorted({int(n.x) for n in draw.nodes})
     fig.update_layout(
@@ -301,6 +307,7 @@ def matplotlib_figure(draw: Drawing, path: Path) -> None:
                 (n.x, n.y),
                 xytext=(0, 9),
                 textcoords="offset points",
+                parse_math=False,
                 ha="center",
                 fontsize=8,
                 color=CHOSEN,
@@ -315,7 +322,9 @@ def matplotlib_figure(draw: Drawing, path: Path) -> None:
     columns = sorted({int(n.x) for n in draw.nodes})
     ax.set_xticks(columns, [_column(x) for x in columns])
     ax.xaxis.tick_top()
-    ax.set_title(f"{draw.title}\n{textwrap.fill(draw.question, 110)}\n{LEGEND}", fontsize=9, loc="left")
+    ax.set_title(
+        "\n".join([draw.title, *_question_lines(draw.question, 110), LEGEND]), fontsize=9, loc="left", parse_math=False
+    )
     ax.spines[:].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)

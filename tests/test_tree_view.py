@@ -6,6 +6,7 @@ browser test is skipped only where Chromium is absent outside CI; in CI it must 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import networkx as nx
 import pytest
 
 from tdrm_search.tree_view import drawing, tidy_layout, write_tree
+from tdrm_search.types import Problem
 
 CHROMIUM_ARGS = [  # this closed network: no background fetches, no first-run or sync traffic
     "--no-sandbox",
@@ -104,6 +106,12 @@ def test_svg_and_png_pictures(lab_result, tmp_path):
     assert ET.parse(svg).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     png = write_tree(lab_result, tmp_path / "sub" / "tree.PNG")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tree = lab_result.tree.copy()  # MATH-style text: dollar signs (matplotlib must not parse them) and markup
+    tree.nodes[nx.shortest_path(tree, 0, lab_result.best.node)[1]]["text"] = r"So $0 \le \theta < 2\pi$ <b>&"
+    latex = Problem(r"Convert $(0,3)$ to polar coordinates, $0 \le \theta < 2 \pi$.", answer="24")
+    latex_result = dataclasses.replace(lab_result, tree=tree, problem=latex)
+    assert write_tree(latex_result, tmp_path / "latex.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert r"So $0 \\le \\theta &lt; 2\\pi$ &lt;b&gt;&amp;" in write_tree(latex_result, tmp_path / "l.html").read_text()
     with pytest.raises(ValueError, match=r"tree\.pdf.*\.html, \.svg, \.png"):
         write_tree(lab_result, tmp_path / "tree.pdf")
 
