@@ -102,7 +102,20 @@ def rounds(trees: list[Tree], scheduler: Scheduler) -> Iterator[Round]:
     strategies = [STRATEGIES[cfg.method](tree, cfg) for tree in trees]
     started = time.perf_counter()
     pending = {i: next(s, None) for i, s in enumerate(strategies)}
-    progress = [measure(i, tree, cfg, stats[i], finished=not pending[i]) for i, tree in enumerate(trees)]
+    votes = [tally(tree, cfg) for tree in trees]
+
+    def snapshot() -> list[Progress]:
+        return [
+            Progress(
+                index=i,
+                **votes[i],
+                generated_tokens=stats[i]["generated_tokens"],
+                finished=not pending.get(i),
+                stopped_early=bool(stats[i]["stopped_early"]),
+            )
+            for i in range(len(trees))
+        ]
+
     while pending := {i: asks for i, asks in pending.items() if asks}:
         jobs = [(i, Job(trees[i], ask, stats[i])) for i, asks in pending.items() for ask in asks]
         leaves = scheduler.run([job for _, job in jobs])
@@ -111,37 +124,34 @@ def rounds(trees: list[Tree], scheduler: Scheduler) -> Iterator[Round]:
             replies[i].append(new)
         pending = {i: send(strategies[i], replies[i]) for i in pending}
         for i, asks in pending.items():
-            progress[i] = measure(i, trees[i], cfg, stats[i], finished=not asks)
-            if asks and cfg.stop and progress[i].confidence >= cfg.confidence:
+            if any(trees[i].nodes[node].terminal for new in replies[i] for node in new):  # new finished solutions
+                votes[i] = tally(trees[i], cfg)
+            if asks and cfg.stop and votes[i]["confidence"] >= cfg.confidence:
                 strategies[i].close()
                 pending[i], stats[i]["stopped_early"] = None, 1
-                progress[i] = measure(i, trees[i], cfg, stats[i], finished=True)
         if any(pending.values()):
-            yield Round(scheduler.rounds, list(progress))
+            yield Round(scheduler.rounds, snapshot())
     wall_s = time.perf_counter() - started
     results = [finish(tree, cfg, s, wall_s) for tree, s in zip(trees, stats, strict=True)]
-    yield Round(scheduler.rounds, progress, results)
+    yield Round(scheduler.rounds, snapshot(), results)
 
 
-def measure(index: int, tree: Tree, cfg: SearchConfig, stats: Counter, finished: bool) -> Progress:
-    """A problem's progress: its answer over the finished solutions so far, as `finish` would pick it."""
+def tally(tree: Tree, cfg: SearchConfig) -> dict:
+    """The vote over a problem's finished solutions so far: the answer `finish` would pick now, its support, the
+    number of solutions, and the stopping rule's P(leading answer beats the runner-up)."""
     candidates = [trajectory(tree, leaf, cfg) for leaf in tree.leaves()]
     best = select(candidates, cfg.selection)
     answer = best.answer if best else None
     weights = [t.score for t in candidates] if cfg.stop == "weighted_consensus" else None
-    return Progress(
-        index=index,
-        answer=answer,
-        support=sum(
+    return {
+        "answer": answer,
+        "support": sum(
             answer is not None and t.answer is not None and answer_key(t.answer) == answer_key(answer)
             for t in candidates
         ),
-        samples=len(candidates),
-        generated_tokens=stats["generated_tokens"],
-        confidence=consensus([t.answer for t in candidates], weights).probability,
-        finished=finished,
-        stopped_early=bool(stats["stopped_early"]),
-    )
+        "samples": len(candidates),
+        "confidence": consensus([t.answer for t in candidates], weights).probability,
+    }
 
 
 def search_batch(
