@@ -263,6 +263,8 @@ def run_bench(
     `search_fn` defaults to the engine's `search_batch`. Problems go to it in chunks of `batch_size`; a chunk
     that raises is retried one problem at a time, and a problem that still fails is recorded as failed.
     """
+    if trees < 0:
+        raise ValueError(f"trees is how many problems' search trees to draw per grid cell: >= 0, got {trees}")
     if search_fn is None:
         from tdrm_search.engine import search_batch as search_fn
     from tqdm import tqdm

@@ -138,3 +138,4 @@ def test_bench_saves_k_trees_per_method(tmp_path):
     assert main([*argv, "--prm", "oracle", "--out", str(tmp_path / "r.jsonl"), "--trees", "2", "--no-progress"]) == 0
     trees = sorted(p.name for p in (tmp_path / "trees").iterdir())
     assert trees == [f"lab_{m}_n2_seed0_{i}.html" for m in ("beam", "best_of_n") for i in ("lab-0-0", "lab-0-1")]
+    assert main([*argv, "--prm", "oracle", "--out", str(tmp_path / "s.jsonl"), "--trees", "-1"]) == 2
