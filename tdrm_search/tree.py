@@ -62,6 +62,10 @@ class Tree:
             self.nodes[node].visits += visits
             self.nodes[node].value_sum += value
 
+    def step_key(self, node: int) -> tuple[int | None, tuple[int, ...]]:
+        """Siblings with the same key are copies of one step (same parent, same tokens)."""
+        return self.nodes[node].parent, tuple(self.nodes[node].token_ids)
+
     def path(self, node: int) -> list[int]:
         """Node ids from the first step to `node` (the root excluded)."""
         out = []

@@ -107,19 +107,6 @@ def test_identical_sibling_steps_are_scored_once(hf_lab_policy, lab_problems):
     assert all(d["score"] is not None for _, d in r.tree.nodes(data=True) if d["depth"])
 
 
-def test_parallel_mcts_batches_simulations_and_leaves_no_virtual_loss(hf_lab_policy, lab_problems):
-    runs = {
-        p: search(lab_problems[2], hf_lab_policy, OraclePRM(), method="mcts", n=8, simulations=12, parallel=p)
-        for p in (1, 4)
-    }
-    assert runs[4].stats["generate_calls"] < runs[1].stats["generate_calls"]
-    for r in runs.values():
-        tree, simulations = r.tree, r.tree.nodes[0]["visits"]
-        children_visits = sum(tree.nodes[c]["visits"] - 1 for c in tree.successors(0))  # each child starts at 1
-        assert 1 < simulations <= 12
-        assert children_visits == simulations - 1  # every backup but the root's own expansion, none virtual
-
-
 def test_beam_width_one_is_greedy_step_search(policy, lab_problems):
     r = search(lab_problems[1], policy, OraclePRM(), method="beam", n=4, beam_width=1)
     depths = Counter(d["depth"] for _, d in r.tree.nodes(data=True))

@@ -52,9 +52,8 @@ def distinct(tree: Tree, kids: list[int]) -> list[int]:
     seen: set[tuple[int | None, tuple[int, ...]]] = set()
     out = []
     for c in kids:
-        node = tree.nodes[c]
-        key = (node.parent, tuple(node.token_ids))
-        if node.terminal is None and key not in seen:
+        key = tree.step_key(c)
+        if tree.nodes[c].terminal is None and key not in seen:
             seen.add(key)
             out.append(c)
     return out
