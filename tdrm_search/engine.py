@@ -90,7 +90,7 @@ def search_iter(
     others."""
     cfg = SearchConfig.make(method, n, seed, **options)
     if isinstance(problems, (str, Problem)):
-        raise ValueError("search_batch takes a list of problems; use search() for one")
+        raise ValueError("search_iter and search_batch take a list of problems; use search() for one")
     trees = [new_tree(as_problem(p, i), policy, i) for i, p in enumerate(problems)]
     return rounds(trees, Scheduler(policy, prm, cfg))
 
