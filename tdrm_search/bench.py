@@ -263,8 +263,7 @@ def run_bench(
     `search_fn` defaults to the engine's `search_batch`. Problems go to it in chunks of `batch_size`; a chunk
     that raises is retried one problem at a time, and a problem that still fails is recorded as failed.
     """
-    if trees < 0:
-        raise ValueError(f"trees is how many problems' search trees to draw per grid cell: >= 0, got {trees}")
+    check_trees(trees)
     if search_fn is None:
         from tdrm_search.engine import search_batch as search_fn
     from tqdm import tqdm
@@ -304,6 +303,11 @@ def run_bench(
                     bar.set_postfix({f"acc[{p}]": f"{c / finished:.3f}" for p, c in right.items()}, refresh=False)
             bar.close()
         return results.records
+
+
+def check_trees(trees: int) -> None:
+    if trees < 0:
+        raise ValueError(f"trees is how many problems' search trees to draw per grid cell: >= 0, got {trees}")
 
 
 def _run_chunk(

@@ -56,14 +56,14 @@ def add_output_args(parser: argparse.ArgumentParser, defaults: object = None) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.verbose:
-        from tdrm_search.terminal import quiet_libraries
-
-        quiet_libraries(args.log_file)
     try:
+        if not args.verbose:
+            from tdrm_search.terminal import quiet_libraries
+
+            quiet_libraries(args.log_file)
         with logging_redirect_tqdm():  # log lines print above the progress bars, not through them
             return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # bad input, a missing file, an unwritable path: one line, no traceback
         print(f"tdrm {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:

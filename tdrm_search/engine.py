@@ -51,9 +51,14 @@ def trajectory(tree: Tree, leaf: int, cfg: SearchConfig) -> Trajectory:
     )
 
 
-def finish(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> SearchResult:
+def solutions(tree: Tree, cfg: SearchConfig) -> tuple[list[Trajectory], Trajectory | None]:
+    """Every finished solution of `tree` so far, and the one `cfg.selection` picks."""
     candidates = [trajectory(tree, leaf, cfg) for leaf in tree.leaves()]
-    best = select(candidates, cfg.selection)
+    return candidates, select(candidates, cfg.selection)
+
+
+def finish(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> SearchResult:
+    candidates, best = solutions(tree, cfg)
     out = {key: stats.get(key, 0) for key in STAT_KEYS}
     out.update(
         wall_s=wall_s,
@@ -139,8 +144,7 @@ def rounds(trees: list[Tree], scheduler: Scheduler) -> Iterator[Round]:
 def tally(tree: Tree, cfg: SearchConfig) -> dict:
     """The vote over a problem's finished solutions so far: the answer `finish` would pick now, its support, the
     number of solutions, and the stopping rule's P(leading answer beats the runner-up)."""
-    candidates = [trajectory(tree, leaf, cfg) for leaf in tree.leaves()]
-    best = select(candidates, cfg.selection)
+    candidates, best = solutions(tree, cfg)
     answer = best.answer if best else None
     weights = [t.score for t in candidates] if cfg.stop == "weighted_consensus" else None
     return {

@@ -8,6 +8,7 @@ agreeing answers and none against). The weighted variant counts each answer's PR
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ def consensus(answers: Sequence[str | None], weights: Sequence[float] | None = N
     in spacing or a trailing period vote together."""
     if weights is not None and len(weights) != len(answers):
         raise ValueError(f"{len(answers)} answers but {len(weights)} weights")
+    bad = [w for w in weights or [] if not (math.isfinite(w) and w >= 0)]
+    if bad:
+        raise ValueError(f"vote weights must be finite and >= 0 (PRM scores); got {bad}")
     votes: dict[str, float] = defaultdict(float)
     first: dict[str, str] = {}
     for i, answer in enumerate(answers):

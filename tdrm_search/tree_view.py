@@ -9,6 +9,7 @@ SVG/PNG picture (matplotlib) agree. `write_tree` picks the renderer from the fil
 from __future__ import annotations
 
 import html
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,9 @@ def check_tree_path(path: str | Path) -> Path:
         raise ValueError(
             f"cannot draw a search tree as {path.name!r}: the file must end in one of {', '.join(FORMATS)}"
         )
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is None or not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write a search tree to {path}: {folder} is not writable")
     return path
 
 

@@ -4,6 +4,7 @@ Engines are session-scoped: a vLLM engine takes ~30 s to start on this machine."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,21 @@ from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2ForS
 from tdrm_search.loading import LAB_POLICY
 from tdrm_search.prms.config import PRESETS, PRMConfig
 from tdrm_search.tasks.lab import generate_problems
+from tdrm_search.terminal import LIBRARY_ENV
+
+
+@pytest.fixture(autouse=True)
+def _library_log_levels_stay_in_their_test():
+    """`tdrm`'s main() sets the libraries' log levels in os.environ (for its engine processes to inherit); a test that
+    calls main() in-process must not hand them to a later test's subprocess."""
+    keys = [*LIBRARY_ENV, "VLLM_LOGGING_CONFIG_PATH"]
+    saved = {key: os.environ.get(key) for key in keys}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

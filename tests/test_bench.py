@@ -290,6 +290,17 @@ def test_bench_command_refuses_an_unknown_policy(tmp_path, capsys):
     assert "unknown extraction policy 'loose'" in capsys.readouterr().err
 
 
+def test_bench_command_refuses_a_bad_search_option_before_loading_engines(tmp_path, capsys):
+    from tdrm_search.cli import main
+
+    out = tmp_path / "r.jsonl"
+    argv = ["bench", "-d", "lab", "--limit", "1", "--out", str(out), "--stop", "consensus", "--confidence", "1"]
+    assert main(argv) == 2
+    shown = capsys.readouterr()
+    assert "confidence must lie in (0.5, 1), got 1.0" in shown.err and "loading engines" not in shown.out
+    assert not out.exists()  # no failed record to be skipped on resume
+
+
 def test_one_progress_bar_per_cell_with_each_policys_accuracy(tmp_path, capsys):
     grid = Grid({"gsm8k": problems(2)}, ["beam", "best_of_n"], [1])
     run_bench(grid, tmp_path / "r.jsonl", search_fn=texted_search, progress=True)

@@ -76,6 +76,8 @@ def test_tree_methods_stop_on_their_finished_leaves(hf_lab_policy, problems, met
     for r in results:
         assert 1 <= r.stats["samples"] == len(r.candidates) <= 8
         assert not r.stats["stopped_early"] or should_stop([t.answer for t in r.candidates], 0.85)
+    if method == "mcts":  # its solutions finish a few at a time, so two agreeing ones settle a problem early
+        assert any(r.stats["stopped_early"] for r in results)
 
 
 def test_search_iter_gives_anytime_answers_and_the_same_results(policy, problems):

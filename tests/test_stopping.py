@@ -41,6 +41,9 @@ def test_weights_replace_votes():
     assert consensus(["a", "a", "b"], [0.1, 0.1, 3]).answer == "b"
     with pytest.raises(ValueError, match="3 answers but 2 weights"):
         consensus(["a", "a", "b"], [1, 1])
+    for bad in (-0.5, float("nan"), float("inf")):  # a negative runner-up would inflate P; NaN would never stop
+        with pytest.raises(ValueError, match="finite and >= 0"):
+            consensus(["a", "a", "b"], [1, 1, bad])
 
 
 def test_stop_threshold_and_replay_in_waves():

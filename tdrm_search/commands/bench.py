@@ -9,7 +9,7 @@ import orjson
 
 from tdrm_search import bench
 from tdrm_search.commands.engine_args import add_engine_args, load_engines, search_options
-from tdrm_search.config import METHODS
+from tdrm_search.config import METHODS, SearchConfig
 from tdrm_search.config_args import add_config_args, config_from_args
 from tdrm_search.datasets import extraction_policies, load_dataset
 from tdrm_search.extraction import ExtractConfig
@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     extract = config_from_args(ExtractConfig, args)
     policies = {name: extract.policies(extraction_policies(name)) for name in datasets}
     grid = bench.Grid(datasets, args.method, args.budget, args.seed, search_options(args), policies)
+    bench.check_trees(args.trees)
+    for _, method, n, seed in grid.cells():  # a bad option is an error before the engines load, not failed records
+        SearchConfig.make(method, n, seed, **grid.options)
     problems = sum(map(len, datasets.values()))
     print(f"tdrm bench: {problems} problems, {len(list(grid.cells()))} grid cells; loading engines...", flush=True)
     records = bench.run_bench(

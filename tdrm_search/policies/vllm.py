@@ -29,6 +29,12 @@ def sampling_params(request: SampleRequest, seed: int | None = None):
     )
 
 
+def sample_seeds(seed: int, count: int) -> list[int]:
+    """Per-sample seeds for one generate call whose seed is `seed`. Calls with seeds s and s + 1 (consecutive
+    rounds) never share a sample seed, so a prefix sampled again in a later round draws new samples."""
+    return [(seed * 2_654_435_761 + k) % 2**63 for k in range(count)]
+
+
 class VLLMPolicy:
     """Wraps a `vllm.LLM` (or builds one from a model path with `make_llm`)."""
 
@@ -59,9 +65,8 @@ class VLLMPolicy:
 
             torch.manual_seed(seed)
         owners = [i for i, r in enumerate(requests) for _ in range(1 if r.temperature == 0 else r.n)]
-        params = [
-            sampling_params(requests[i], seed + k if self.per_request_seed else None) for k, i in enumerate(owners)
-        ]
+        seeds = sample_seeds(seed, len(owners)) if self.per_request_seed else [None] * len(owners)
+        params = [sampling_params(requests[i], s) for i, s in zip(owners, seeds, strict=True)]
         prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prefix)) for i in owners]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         samples: list[list[Sample]] = [[] for _ in requests]

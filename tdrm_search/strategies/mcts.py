@@ -8,7 +8,8 @@ A round runs up to `parallel` simulations at once (no more than the budget left 
 each selected path takes a virtual loss (a visit worth 0) so the next selection looks elsewhere, and the
 loss is taken back before the real backup.
 Finished nodes are never expanded. A node whose every step is finished or exhausted samples `children` more
-steps when selection reaches it (progressive widening); once that brings no new step, it is exhausted too.
+steps whenever selection reaches it (progressive widening), until a widening brings no new step: then it is
+exhausted too.
 If the simulations end before any path finishes, the most visited path is completed in one rollout, so a
 search always returns a solution.
 """
@@ -51,12 +52,8 @@ def select_leaf(tree: Tree, cfg: SearchConfig, exhausted: set[int], score: Child
         priors = {c: p for c, p in options(tree, path[-1]).items() if c not in exhausted}
         if priors:
             path.append(max(priors, key=lambda c: score(tree, path[-1], c, priors[c], cfg.c_puct)))
-        elif path[-1] not in exhausted:
-            return path
-        elif path[-1] == ROOT:
-            return None
-        else:
-            path = [ROOT]
+        else:  # only the root can be exhausted here (selection never steps into an exhausted child)
+            return None if path[-1] in exhausted else path
     return path
 
 
