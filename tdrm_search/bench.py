@@ -127,13 +127,16 @@ def problem_id(problem: Problem, index: int) -> str:
     return problem.id if problem.id is not None else str(index)
 
 
-def _record(dataset: str, problem: Problem, pid: str, method: str, n: int, seed: int, extract: str) -> dict[str, Any]:
+def _record(
+    dataset: str, problem: Problem, pid: str, method: str, n: int, seed: int, options: dict[str, Any], extract: str
+) -> dict[str, Any]:
     return {
         "dataset": dataset,
         "id": pid,
         "method": method,
         "n": n,
         "seed": seed,
+        "options": options,
         "extract": extract,
         "gold": problem.answer,
         "level": problem.meta.get("level"),
@@ -269,6 +272,7 @@ def run_bench(
     from tqdm import tqdm
 
     with RecordLog(out) as results:
+        check_same_options(results, grid.options)
         done = {record_key(r) for r in results.records}
         todo = [
             (
@@ -305,6 +309,16 @@ def run_bench(
         return results.records
 
 
+def check_same_options(results: RecordLog, options: dict[str, Any]) -> None:
+    """Resuming with other search options would mix two experiments in one file (and skip what looks done)."""
+    other = [r["options"] for r in results.records if "options" in r and r["options"] != options]
+    if other:
+        raise ValueError(
+            f"{results.path} holds records searched with options {other[0]}, this run's are {options}: "
+            "resume with the same options, or write to another --out"
+        )
+
+
 def check_trees(trees: int) -> None:
     if trees < 0:
         raise ValueError(f"trees is how many problems' search trees to draw per grid cell: >= 0, got {trees}")
@@ -324,7 +338,7 @@ def _run_chunk(
 ) -> Iterator[tuple[dict[str, Any], SearchResult | None]]:
     """Records of one chunk, each with its search result (None for a failed one): searched together, or one by one
     when the chunk fails."""
-    bases = [_record(dataset, p, problem_id(p, i), method, n, seed, grading.policies[0]) for i, p in chunk]
+    bases = [_record(dataset, p, problem_id(p, i), method, n, seed, options, grading.policies[0]) for i, p in chunk]
     problems = [p for _, p in chunk]
     start = time.perf_counter()
     try:

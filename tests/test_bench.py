@@ -66,6 +66,11 @@ def test_records_and_resume(tmp_path):
     assert calls == [] and len(read(out)) == 24  # all done: nothing re-run, nothing duplicated
     run_bench(Grid({"toy": problems(8)}, ["beam"], [1, 4, 16], [0, 1]), out, search_fn=standin_search, progress=False)
     assert len(read(out)) == 24 + (8 * 3 * 2 - 6 * 2)  # only the new cells ran
+    assert read(out)[0]["options"] == {}
+    other = Grid({"toy": problems(8)}, ["beam"], [1], options={"stop": "consensus"})
+    with pytest.raises(ValueError, match=r"searched with options \{\}, this run's are \{'stop': 'consensus'\}"):
+        run_bench(other, out, search_fn=standin_search, progress=False)
+    assert len(read(out)) == 24 + (8 * 3 * 2 - 6 * 2)  # refused before anything ran
 
 
 def test_failing_problem_is_recorded_and_the_run_goes_on(tmp_path, caplog):
@@ -131,7 +136,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         proc.wait()
     written = out.read_bytes().count(b"\n")
     assert 10 <= written < 40 * 2 * 2
-    records = run_bench(grid(40), out, search_fn=standin_search, progress=False)
+    records = run_bench(grid(40, delay=0.02), out, search_fn=standin_search, progress=False)  # the same run, resumed
     counts = Counter(record_key(r) for r in records)
     assert len(counts) == 40 * 2 * 2 and max(counts.values()) == 1
     assert len(read(out)) == 160
