@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tdrm_search.aggregate import select
 from tdrm_search.commands.demo import DEMO_SEED
+from tdrm_search.config import SearchConfig
 from tdrm_search.engine import search_batch
 from tdrm_search.grading import is_equivalent
 from tdrm_search.loading import load_policy, load_prm
@@ -37,6 +38,7 @@ from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.types import SearchResult
 
 RESULTS = Path(__file__).parent / "results" / "consensus_stop.json"
+WAVE = SearchConfig.wave  # the online runs' Best-of-N waves (the default), which the replay follows
 SELECTIONS = ("argmax", "majority", "weighted_majority")
 
 
@@ -73,11 +75,11 @@ def candidates_file(results: list[SearchResult], path: Path) -> Path:
 
 
 def replay(results: list[SearchResult], rule: str, confidence: float) -> list[SearchResult]:
-    """The runs cut, candidates in their order, where the rule would have stopped Best-of-N (waves of 4)."""
+    """The runs cut, candidates in their order, where the rule would have stopped Best-of-N (waves of WAVE)."""
     cut = []
     for r in results:
         answers, weights = [t.answer for t in r.candidates], [t.score for t in r.candidates]
-        used = stopping_point(answers, confidence, weights if rule == "weighted_consensus" else None, wave=4)
+        used = stopping_point(answers, confidence, weights if rule == "weighted_consensus" else None, WAVE)
         kept = r.candidates[:used]
         stats = {
             "samples": used,
@@ -200,7 +202,7 @@ def main() -> None:
         "picked_confidence": picked,
         "policy": "lab (vllm)",
         "prm": "shipped lab PRM (hf)",
-        "wave": 4,
+        "wave": WAVE,
         "rows": rows,
         "wall_s": time.perf_counter() - started,
     }

@@ -10,9 +10,7 @@ from tdrm_search.stopping import STOPS, check_stop
 
 METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts", "particle_filter")
 PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
-POSITIVE = (
-    "n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations", "wave"
-)  # fmt: skip
+POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations")
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ class SearchConfig:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {sorted(AGGREGATIONS)}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}; choose one of {list(SELECTIONS)}")
-        check_stop(self.stop, self.confidence)
+        check_stop(self.stop, self.confidence, self.wave)
 
     @classmethod
     def make(cls, method: str, n: int, seed: int, **options) -> SearchConfig:

@@ -43,9 +43,7 @@ class Stop:
     wave: int = 4
 
     def __post_init__(self) -> None:
-        check_stop(self.rule, self.confidence)
-        if self.wave < 1:
-            raise ValueError(f"wave must be >= 1, got {self.wave}")
+        check_stop(self.rule, self.confidence, self.wave)
 
     def used(self, problem: Scored, candidates: list[Trajectory]) -> list[Trajectory]:
         """The leading candidates a search stopping by this rule would have sampled."""

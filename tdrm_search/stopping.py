@@ -50,7 +50,10 @@ def consensus(answers: Sequence[str | None], weights: Sequence[float] | None = N
     return Consensus(first[ranked[0]] if ranked else None, v1, float(betainc(v2 + 1, v1 + 1, 0.5)))
 
 
-def check_stop(stop: str | None, confidence: float) -> None:
+def check_stop(stop: str | None, confidence: float, wave: int) -> None:
+    """The stopping options a search (`SearchConfig`) and a replay (`tdrm rerank --stop`) both take."""
+    if wave < 1:
+        raise ValueError(f"wave must be >= 1, got {wave}")
     if stop is not None and stop not in STOPS:
         raise ValueError(f"unknown stop {stop!r}; choose one of {list(STOPS)} or None")
     if not 0.5 < confidence < 1:
