@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from rl_bridge.reward import RewardConfig, RewardFunction, RewardItem
+from rl_bridge.reward import RewardConfig, RewardFunction, RewardItem, RewardOutput
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.tasks.lab import STEP_DELIMITER, reference_solution
 
@@ -35,6 +35,14 @@ class StepArithmeticPRM:
         return ScoreOutput(scores, [0] * len(requests), [0] * len(requests))
 
 
+def raw_sum(out: RewardOutput, rule: bool = True) -> float | None:
+    """The naive summed return of a scored completion: its PRM step values summed (plus the rule reward); None
+    when it abstained."""
+    if out.reward is None:
+        return None
+    return sum(out.step_scores) + (out.rule if rule else 0.0)
+
+
 def padded(solution: str, pad: int) -> str:
     """The solution with its last computation step repeated `pad` more times before the answer line."""
     steps = solution.split(STEP_DELIMITER)
@@ -57,6 +65,6 @@ def returns(prm, problems, pads: list[int], config: dict) -> dict[str, dict[int,
                 raise RuntimeError(f"{mode}, pad {pad}: {next(r.error for r in results if r.error)}")
             out[mode][pad] = [r.reward for r in results]
             if mode == "mix":  # the same PRM values: the naive summed return
-                out["raw_sum"][pad] = [r.rule + sum(r.step_scores) for r in results]
+                out["raw_sum"][pad] = [raw_sum(r) for r in results]
         fn.close()
     return out

@@ -79,7 +79,11 @@ class TRLReward:
     def reward(self, prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any]) -> list[float | None]:
         outs = self.reward_fn.score(self.items(prompts, completions, columns))
         self.log(outs, columns)
-        return [o.reward for o in outs]
+        return [self.trajectory_reward(o) for o in outs]
+
+    def trajectory_reward(self, out: RewardOutput) -> float | None:
+        """The number the trainer gets for one scored completion: its reward (a subclass may pay another)."""
+        return out.reward
 
     def log(self, outs: list[RewardOutput], columns: dict[str, Any]) -> None:
         """Batch means of the rule and PRM parts, and the abstention rate, as trainer metrics."""

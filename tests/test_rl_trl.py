@@ -90,43 +90,22 @@ def test_async_variant_on_an_event_loop_thread_like_trl():
 
 @pytest.mark.slow
 def test_grpo_trainer_runs_with_our_rewards_in_its_logs(tmp_path):
-    from datasets import Dataset
     from transformers import AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
+
+    from rl_bridge.lab_grpo import Setting, dataset, grpo_args
 
     problems = generate_problems(8, seed=22, num_ops=(1, 2))  # short solutions: the policy can finish in 48 tokens
-    dataset = Dataset.from_list(
-        [
-            {"prompt": [{"role": "user", "content": p.question}], "answer": p.answer, "meta": json.dumps(p.meta)}
-            for p in problems
-        ]
-    )
     sync_fn = TRLReward(RewardFunction(RewardConfig(mode="mix"), OraclePRM()), meta_column="meta", name="tdrm_mix")
     async_fn = AsyncTRLReward(
         RewardFunction(RewardConfig(mode="clip_delta"), OraclePRM()), meta_column="meta", name="tdrm_clip_delta"
     )
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=2,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=48,
-        learning_rate=1e-5,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        use_vllm=False,
-        seed=0,
-        dataloader_num_workers=0,
-    )
+    args = grpo_args(Setting(steps=2, batch=4, generations=4, max_tokens=48, lr=1e-5), 0, str(tmp_path))
     trainer = GRPOTrainer(
         model=str(LAB_POLICY),
         reward_funcs=[sync_fn, async_fn],
         args=args,
-        train_dataset=dataset,
+        train_dataset=dataset(problems),
         processing_class=AutoTokenizer.from_pretrained(LAB_POLICY),
     )
     trainer.train()
