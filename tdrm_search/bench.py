@@ -4,6 +4,10 @@ Records are appended (orjson), flushed and fsynced one at a time. Re-running res
 are skipped, and a torn last line (a run killed mid-write) is cut off first, so a kill loses at most the record
 in flight. A problem whose search or grading fails is recorded with status "failed" and its reason.
 
+Problems are searched in chunks (`plan`: `batch_size` problems of one grid cell, cut from the grid alone) by
+`run_chunk`, in this process or on Ray replicas (`tdrm_search.distributed`); the run's process is the one writer.
+A sharded run (`shard` i/K: every K-th chunk) stamps its records, and `merge` joins the shards' files.
+
 Each dataset is graded under its extraction policies (`Grid.extract`, by default the dataset's own: GSM8K strict
 and flexible as lm-evaluation-harness reports it, MATH math-verify's). A record names its primary policy
 (`extract`); `answer` and `correct` are that policy's, and `extractions` holds every policy's answer, grades and,
@@ -13,11 +17,12 @@ when it found no answer, the reason.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -227,11 +232,11 @@ def grade_candidates(result: SearchResult, gold: str | None, timeout_s: float) -
     }
 
 
-def failed_record(base: dict[str, Any], err: BaseException) -> dict[str, Any]:
+def failed_record(base: dict[str, Any], error: str) -> dict[str, Any]:
     return {
         **base,
         "status": "failed",
-        "error": f"{type(err).__name__}: {err}",
+        "error": error,
         "answer": None,
         "score": None,
         "correct": False,
@@ -241,9 +246,134 @@ def failed_record(base: dict[str, Any], err: BaseException) -> dict[str, Any]:
     }
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+@dataclass(frozen=True)
+class Chunk:
+    """The problems of one grid cell that go to one search call. Chunk boundaries are a function of the grid and the
+    batch size only (never of a resume, a shard or the number of replicas): `index` numbers every chunk of the grid
+    in order, done or not, and `problems` holds the chunk's problems not yet in the results file."""
+
+    index: int
+    dataset: str
+    method: str
+    n: int
+    seed: int
+    problems: tuple[tuple[int, Problem], ...]  # (position in the dataset, problem)
+    options: dict[str, Any]
+    grading: Grading
+    shard: dict[str, Any] | None = None  # a sharded run's `shard_stamp`, written into its records
+
+    @property
+    def cell(self) -> tuple[str, str, int, int]:
+        return self.dataset, self.method, self.n, self.seed
+
+    def bases(self) -> list[dict[str, Any]]:
+        """The identifying part of each of the chunk's records."""
+        extract = self.grading.policies[0]
+        bases = [
+            _record(self.dataset, p, problem_id(p, i), self.method, self.n, self.seed, self.options, extract)
+            for i, p in self.problems
+        ]
+        return [{**base, "shard": self.shard} for base in bases] if self.shard else bases
+
+    def failed(self, error: str) -> list[dict[str, Any]]:
+        """Every problem of the chunk as a failed record with `error` as its reason."""
+        return [failed_record(base, error) for base in self.bases()]
+
+
+Pair = tuple[dict[str, Any], SearchResult | None]  # a record and its search result (None for a failed one)
+Execute = Callable[[list[Chunk]], Iterable[tuple[Chunk, list[Pair]]]]  # runs chunks, yields each one's records
+
+
+def plan(
+    grid: Grid, done: set[Key], batch_size: int, grader_timeout: float, shard: tuple[int, int] | None = None
+) -> list[Chunk]:
+    """The chunks a run still has to search: each cell's problems cut in runs of `batch_size` in dataset order, the
+    problems already `done` left out, chunks with none left dropped; with `shard` (i, K), the chunks whose index is
+    i modulo K."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    selection = grid.options.get("selection", SearchConfig.selection)
+    stamp = shard_stamp(grid, batch_size, shard)
+    chunks, index = [], 0
+    for cell in grid.cells():
+        dataset = cell[0]
+        grading = Grading(grid.policies(dataset), selection, grader_timeout)
+        numbered = list(enumerate(grid.datasets[dataset]))
+        for start in range(0, len(numbered), batch_size):
+            todo = tuple(
+                (i, p)
+                for i, p in numbered[start : start + batch_size]
+                if (dataset, problem_id(p, i), *cell[1:]) not in done
+            )
+            if todo and (shard is None or index % shard[1] == shard[0]):
+                chunks.append(Chunk(index, *cell, todo, grid.options, grading, stamp))
+            index += 1
+    return chunks
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """ "i/K" (shard i of K, i counted from 0, as Slurm's array task ids) as (i, K)."""
+    index, slash, count = spec.partition("/")
+    if not (slash and index.strip().isdigit() and count.strip().isdigit()) or not 0 <= int(index) < int(count):
+        raise ValueError(f"shard {spec!r}: expected i/K with 0 <= i < K (shard i of K, counted from 0)")
+    return int(index), int(count)
+
+
+def shard_stamp(grid: Grid, batch_size: int, shard: tuple[int, int] | None) -> dict[str, Any] | None:
+    """What a sharded run writes into each record: its shard, the shard count and a fingerprint of the grid (problems,
+    methods, budgets, seeds, options, extraction policies, batch size), so `merge` joins only shards of one run."""
+    if shard is None:
+        return None
+    grid_data = {
+        "datasets": {
+            d: [problem_id(p, i) + "\0" + p.question for i, p in enumerate(ps)] for d, ps in grid.datasets.items()
+        },
+        "cells": list(grid.cells()),
+        "options": grid.options,
+        "extract": {d: grid.policies(d) for d in grid.datasets},
+        "batch_size": batch_size,
+    }
+    digest = hashlib.sha256(orjson.dumps(grid_data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    return {"index": shard[0], "count": shard[1], "grid": digest}
+
+
+def merge(out: str | Path, shards: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Join the results files of every shard of one sharded run into a new results file `out`, as the unsharded run
+    would have written it (records without their shard stamp). Refuses files of other grids or runs, a shard missing
+    or given twice, a key in two shards, and an `out` that exists; writes `out` whole or not at all."""
+    out = Path(out)
+    if out.exists() and out.stat().st_size:
+        raise ValueError(f"{out} exists: merge writes a new results file")
+    if not shards:
+        raise ValueError("merge needs the results file of every shard")
+    records, stamps = [], {}
+    for path in shards:
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such results file")
+        with RecordLog(path) as shard:
+            found = {orjson.dumps(r.get("shard"), option=orjson.OPT_SORT_KEYS) for r in shard.records}
+            if len(found) != 1 or b"null" in found:
+                raise ValueError(f"{path}: not the results of one shard (written with --shard i/K)")
+            stamp = shard.records[0]["shard"]
+            first = next(iter(stamps.values()), stamp)
+            if (stamp["count"], stamp["grid"]) != (first["count"], first["grid"]):
+                raise ValueError(f"{path} is a shard of another run (grid, options or shard count differ)")
+            again = [p for p, s in stamps.items() if s["index"] == stamp["index"]]
+            if again:
+                raise ValueError(f"{path} and {again[0]} are both shard {stamp['index']}/{stamp['count']}")
+            stamps[path] = stamp
+            records += [{k: v for k, v in r.items() if k != "shard"} for r in shard.records]
+    missing = sorted(set(range(first["count"])) - {s["index"] for s in stamps.values()})
+    if missing:
+        raise ValueError(f"shards {', '.join(str(i) for i in missing)} of {first['count']} are missing")
+    twice = [key for key, times in Counter(map(record_key, records)).items() if times > 1]
+    if twice:
+        raise ValueError(f"{len(twice)} records are in two shards, e.g. {twice[0]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    os.replace(partial, out)
+    return records
 
 
 def run_bench(
@@ -257,65 +387,100 @@ def run_bench(
     progress: bool = True,
     trees: int = 0,
     trees_dir: str | Path | None = None,
+    execute: Execute | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Run what `out` does not hold yet; return every record of the file (earlier runs' included). With `progress`,
     each grid cell shows a progress bar with its accuracy so far under each extraction policy. With `trees`, the
     search trees of the first `trees` problems each cell runs are drawn as HTML pages in `trees_dir` (default: a
     "trees" folder beside `out`), one per problem, named by `tree_file`.
 
-    `search_fn` defaults to the engine's `search_batch`. Problems go to it in chunks of `batch_size`; a chunk
-    that raises is retried one problem at a time, and a problem that still fails is recorded as failed.
+    Problems go to the search in the chunks `plan` cuts (`batch_size` problems of one cell each). By default each
+    chunk runs here, through `search_fn` (the engine's `search_batch` unless given) on `policy` and `prm`: see
+    `run_chunk`. `execute` runs them elsewhere instead (`tdrm_search.distributed`); this process stays the one
+    writer of `out`, appending records as chunks come back in any order. With `shard` (i, K) only shard i's
+    chunks run, and their records say so (`merge` joins the shards' files).
     """
     check_trees(trees)
-    if search_fn is None:
-        from tdrm_search.engine import search_batch as search_fn
-    from tqdm import tqdm
+    if execute is None:
+        if search_fn is None:
+            from tdrm_search.engine import search_batch as search_fn
+
+        def execute(chunks: list[Chunk]) -> Iterator[tuple[Chunk, list[Pair]]]:
+            return ((chunk, run_chunk(chunk, policy, prm, search_fn)) for chunk in chunks)
 
     with RecordLog(out) as results:
-        check_same_options(results, grid.options)
-        done = {record_key(r) for r in results.records}
-        todo = [
-            (
-                cell,
-                [
-                    (i, p)
-                    for i, p in enumerate(grid.datasets[cell[0]])
-                    if (cell[0], problem_id(p, i), *cell[1:]) not in done
-                ],
-            )
-            for cell in grid.cells()
-        ]
-        for (dataset, method, n, seed), problems in todo:
-            grading = Grading(
-                grid.policies(dataset), grid.options.get("selection", SearchConfig.selection), grader_timeout
-            )
-            desc = f"{dataset} {method} n={n} seed={seed}"
-            bar = tqdm(total=len(problems), desc=desc, disable=not progress or not problems, dynamic_ncols=True)
-            right, finished = dict.fromkeys(grading.policies, 0), 0
-            drawn = 0
-            for chunk in _chunks(problems, batch_size):
-                for record, result in _run_chunk(
-                    chunk, dataset, method, n, seed, grid.options, policy, prm, search_fn, grading
-                ):
-                    results.append(record)
-                    if result is not None and drawn < trees:
-                        drawn += draw_tree(result, Path(trees_dir or Path(out).parent / "trees") / tree_file(record))
-                    finished += 1
-                    for p in right:
-                        right[p] += bool((record.get("extractions") or {}).get(p, {}).get("correct"))
-                    bar.update(1)
-                    bar.set_postfix({f"acc[{p}]": f"{c / finished:.3f}" for p, c in right.items()}, refresh=False)
-            bar.close()
+        check_same_run(results, grid.options, shard_stamp(grid, batch_size, shard))
+        chunks = plan(grid, {record_key(r) for r in results.records}, batch_size, grader_timeout, shard)
+        with Writer(results, chunks, progress, trees, Path(trees_dir or Path(out).parent / "trees")) as writer:
+            for chunk, pairs in execute(chunks):
+                writer.add(chunk, pairs)
         return results.records
 
 
-def check_same_options(results: RecordLog, options: dict[str, Any]) -> None:
-    """Resuming with other search options would mix two experiments in one file (and skip what looks done)."""
+class Writer:
+    """Appends chunks' records to the results file as they come back, draws the first trees of each cell and shows
+    one progress bar per cell with its accuracy so far under each extraction policy."""
+
+    def __init__(self, results: RecordLog, chunks: list[Chunk], progress: bool, trees: int, trees_dir: Path) -> None:
+        self.results, self.progress, self.trees, self.trees_dir = results, progress, trees, trees_dir
+        self.left: Counter = Counter()
+        for chunk in chunks:
+            self.left[chunk.cell] += len(chunk.problems)
+        self.cells: dict[tuple, dict[str, Any]] = {}
+
+    def add(self, chunk: Chunk, pairs: list[Pair]) -> None:
+        from tqdm import tqdm
+
+        cell = self.cells.get(chunk.cell)
+        if cell is None:
+            desc = "{} {} n={} seed={}".format(*chunk.cell)
+            bar = tqdm(total=self.left[chunk.cell], desc=desc, disable=not self.progress, dynamic_ncols=True)
+            cell = self.cells[chunk.cell] = {
+                "bar": bar,
+                "right": dict.fromkeys(chunk.grading.policies, 0),
+                "done": 0,
+                "drawn": 0,
+            }
+        for record, result in pairs:
+            self.results.append(record)
+            if result is not None and cell["drawn"] < self.trees:
+                cell["drawn"] += draw_tree(result, self.trees_dir / tree_file(record))
+            cell["done"] += 1
+            for p in cell["right"]:
+                cell["right"][p] += bool((record.get("extractions") or {}).get(p, {}).get("correct"))
+            cell["bar"].update(1)
+            accuracy = {f"acc[{p}]": f"{c / cell['done']:.3f}" for p, c in cell["right"].items()}
+            cell["bar"].set_postfix(accuracy, refresh=False)
+        if cell["done"] == self.left[chunk.cell]:
+            cell["bar"].close()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for cell in self.cells.values():
+            cell["bar"].close()
+
+
+def check_same_run(results: RecordLog, options: dict[str, Any], shard: dict[str, Any] | None = None) -> None:
+    """Resuming with other search options would mix two experiments in one file (and skip what looks done); so
+    would resuming another shard's file, or a sharded run's file without its shard."""
     other = [r["options"] for r in results.records if "options" in r and r["options"] != options]
     if other:
         raise ValueError(
             f"{results.path} holds records searched with options {other[0]}, this run's are {options}: "
             "resume with the same options, or write to another --out"
+        )
+    stamps = [r.get("shard") for r in results.records if r.get("shard") != shard]
+    if stamps:
+
+        def name(s: dict[str, Any] | None) -> str:
+            return f"shard {s['index']}/{s['count']} of grid {s['grid']}" if s else "an unsharded run"
+
+        raise ValueError(
+            f"{results.path} holds records of {name(stamps[0])}, this run is {name(shard)}: "
+            "resume the same shard of the same grid, or write to another --out"
         )
 
 
@@ -324,39 +489,31 @@ def check_trees(trees: int) -> None:
         raise ValueError(f"trees is how many problems' search trees to draw per grid cell: >= 0, got {trees}")
 
 
-def _run_chunk(
-    chunk: list[tuple[int, Problem]],
-    dataset: str,
-    method: str,
-    n: int,
-    seed: int,
-    options: dict[str, Any],
-    policy: Any,
-    prm: Any,
-    search_fn: SearchFn,
-    grading: Grading,
-) -> Iterator[tuple[dict[str, Any], SearchResult | None]]:
-    """Records of one chunk, each with its search result (None for a failed one): searched together, or one by one
-    when the chunk fails."""
-    bases = [_record(dataset, p, problem_id(p, i), method, n, seed, options, grading.policies[0]) for i, p in chunk]
-    problems = [p for _, p in chunk]
+def run_chunk(chunk: Chunk, policy: Any, prm: Any, search_fn: SearchFn) -> list[Pair]:
+    """A chunk's records, each with its search result (None for a failed one): its problems searched in one call,
+    or one by one when that call fails (a problem that fails alone is recorded as failed, with the reason)."""
+    bases = chunk.bases()
+    problems = [p for _, p in chunk.problems]
     start = time.perf_counter()
     try:
-        results = search_fn(problems, policy, prm, method=method, n=n, seed=seed, **options)
+        results = search_fn(problems, policy, prm, method=chunk.method, n=chunk.n, seed=chunk.seed, **chunk.options)
         if len(results) != len(problems):
             raise RuntimeError(f"search returned {len(results)} results for {len(problems)} problems")
     except Exception as err:
-        if len(chunk) == 1:
-            log.warning("%s %s: search failed: %s: %s", dataset, bases[0]["id"], type(err).__name__, err)
-            yield failed_record(bases[0], err), None
-            return
-        log.warning("%s: a chunk of %d failed (%s); retrying one by one", dataset, len(chunk), err)
-        for item in chunk:
-            yield from _run_chunk([item], dataset, method, n, seed, options, policy, prm, search_fn, grading)
-        return
-    wall_s = (time.perf_counter() - start) / len(chunk)
-    for base, result in zip(bases, results, strict=True):
-        yield result_record(base, result, wall_s, grading), result
+        if len(problems) == 1:
+            log.warning("%s %s: search failed: %s: %s", chunk.dataset, bases[0]["id"], type(err).__name__, err)
+            return [(failed_record(bases[0], f"{type(err).__name__}: {err}"), None)]
+        log.warning("%s: a chunk of %d failed (%s); retrying one by one", chunk.dataset, len(problems), err)
+        return [
+            pair
+            for item in chunk.problems
+            for pair in run_chunk(replace(chunk, problems=(item,)), policy, prm, search_fn)
+        ]
+    wall_s = (time.perf_counter() - start) / len(problems)
+    return [
+        (result_record(base, result, wall_s, chunk.grading), result)
+        for base, result in zip(bases, results, strict=True)
+    ]
 
 
 def draw_tree(result: SearchResult, path: Path) -> bool:

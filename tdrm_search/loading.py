@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from tdrm_search.policies.base import Policy
@@ -67,3 +68,37 @@ def load_prm(spec: str | None, backend: str = "vllm", **kwargs) -> PRM:
     from tdrm_search.prms.vllm import VLLMPRM
 
     return VLLMPRM(path, **kwargs)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What to build a policy and a PRM from (plain data: a Ray replica builds its own from it). `prm_config` names a
+    preset for a PRM folder without tdrm_prm.json; `tensor_parallel_size` splits each vLLM model over that many
+    GPUs."""
+
+    policy: str = "lab"
+    prm: str | None = None
+    backend: str = "vllm"
+    prm_backend: str | None = None
+    prm_config: str | None = None
+    tensor_parallel_size: int = 1
+
+    def __post_init__(self) -> None:
+        check_backend(self.backend)
+        check_backend(self.prm_backend or self.backend)
+        if self.tensor_parallel_size < 1:
+            raise ValueError(f"tensor parallel size must be >= 1, got {self.tensor_parallel_size}")
+
+    def load(self) -> tuple[Policy, PRM]:
+        from tdrm_search.prms.config import PRESETS
+
+        def engine(backend: str) -> dict:
+            tp = self.tensor_parallel_size
+            return {"tensor_parallel_size": tp} if tp > 1 and backend == "vllm" else {}
+
+        prm_backend = self.prm_backend or self.backend
+        config = PRESETS[self.prm_config] if self.prm_config else None
+        prm_options = {**engine(prm_backend), **({"config": config} if config else {})}
+        return load_policy(self.policy, self.backend, **engine(self.backend)), load_prm(
+            self.prm, prm_backend, **prm_options
+        )

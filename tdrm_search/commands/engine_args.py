@@ -8,7 +8,7 @@ import dataclasses
 
 from tdrm_search.config import PER_RUN, SearchConfig
 from tdrm_search.config_args import add_config_args
-from tdrm_search.loading import BACKENDS
+from tdrm_search.loading import BACKENDS, EngineSpec
 from tdrm_search.prms.config import PRESETS
 
 SEARCH_OPTIONS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in PER_RUN]
@@ -27,6 +27,13 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
         help=f"read-out format of a PRM folder without tdrm_prm.json: one of {sorted(PRESETS)} "
         "(tdrm: THUDM/TDRM's released value-head PRMs)",
     )
+    engines.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        default=1,
+        metavar="G",
+        help="split each vLLM model over G GPUs (vLLM's tensor_parallel_size)",
+    )
     add_config_args(parser.add_argument_group("search options (SearchConfig)"), SearchConfig, only=SEARCH_OPTIONS)
 
 
@@ -36,9 +43,11 @@ def search_options(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in SEARCH_OPTIONS if getattr(args, k) != getattr(defaults, k)}
 
 
+def engine_spec(args: argparse.Namespace) -> EngineSpec:
+    """The policy and PRM that `add_engine_args` options name, as a spec."""
+    return EngineSpec(args.policy, args.prm, args.backend, args.prm_backend, args.prm_config, args.tensor_parallel_size)
+
+
 def load_engines(args: argparse.Namespace):
     """The policy and PRM that `add_engine_args` options name."""
-    from tdrm_search.loading import load_policy, load_prm
-
-    config = PRESETS[args.prm_config] if args.prm_config else None
-    return load_policy(args.policy, args.backend), load_prm(args.prm, args.prm_backend or args.backend, config=config)
+    return engine_spec(args).load()
