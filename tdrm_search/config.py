@@ -9,6 +9,7 @@ from tdrm_search.aggregate import AGGREGATIONS, SELECTIONS
 from tdrm_search.stopping import STOPS, check_stop
 
 METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts", "particle_filter")
+ALLOCATIONS = ("value", "even")
 PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
 POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations")
 
@@ -17,8 +18,9 @@ POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "ch
 class SearchConfig:
     """Budget `n` is the number of complete solutions (leaves) a method may produce.
 
-    beam: `beam_width` beams (default n // expansions), each expanded into `expansions` children per round,
-          as in search-and-learn; beam_width=1 is TDRM's greedy step search (sample k, keep the best).
+    beam: `beam_width` beams (default n // expansions), beam_width * expansions children per round, split over
+          the beams by `allocation` ("value": in proportion to their PRM values, as REBASE; "even": `expansions`
+          each, as search-and-learn); beam_width=1 is TDRM's greedy step search (sample k, keep the best).
     dvts: n // expansions independent subtrees, each a width-1 beam with `expansions` children per round.
     mcts: up to `simulations` PUCT simulations (default 4 * n), `children` steps per expansion, `parallel`
           simulations per round (virtual loss keeps their leaves apart).
@@ -44,6 +46,13 @@ class SearchConfig:
     selection: str = field(default="argmax", metadata={"choices": SELECTIONS, "help": "how the answer is chosen"})
     beam_width: int | None = field(default=None, metadata={"help": "beam: live beams (default n // expansions)"})
     expansions: int = field(default=4, metadata={"help": "beam / dvts: children per beam per round"})
+    allocation: str = field(
+        default="value",
+        metadata={
+            "choices": ALLOCATIONS,
+            "help": "beam: a round's samples go to the live beams in proportion to their PRM values, or evenly",
+        },
+    )
     simulations: int | None = field(default=None, metadata={"help": "mcts: simulations (default 4 n)"})
     children: int = field(default=4, metadata={"help": "mcts: steps sampled per expansion"})
     parallel: int = field(default=4, metadata={"help": "mcts: simulations per round"})
@@ -90,6 +99,8 @@ class SearchConfig:
             raise ValueError("delimiter must not be empty")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {sorted(AGGREGATIONS)}")
+        if self.allocation not in ALLOCATIONS:
+            raise ValueError(f"unknown allocation {self.allocation!r}; choose one of {list(ALLOCATIONS)}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}; choose one of {list(SELECTIONS)}")
         check_stop(self.stop, self.confidence, self.wave)

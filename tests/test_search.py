@@ -146,6 +146,7 @@ def test_hf_policy_reuses_prefix_key_values_within_a_bound(lab_problems):
         (dict(method="astar"), "unknown method"),
         (dict(beam_size=3), "unknown search option"),
         (dict(aggregation="max"), "unknown aggregation"),
+        (dict(allocation="greedy"), "unknown allocation"),
         (dict(method="particle_filter", pf_temperature=0.0), "pf_temperature must be > 0"),
         (dict(method="particle_filter", ess_threshold=1.5), "ess_threshold must lie in"),
         (dict(method="particle_filter", iterations=3), "iterations=3 leaves particle Gibbs under 2 particles"),

@@ -1,7 +1,9 @@
 """Step-level beam search and diverse verifier tree search (DVTS), as in search-and-learn.
 
-Each round every live beam samples `expansions` next steps; the PRM scores them; the best `width` distinct
-children of each group live on. Finished children leave the beam and count against the budget n.
+Each round a group of `width` live beams samples `width * expansions` next steps; the PRM scores them; the best
+`width` distinct children of each group live on. Finished children leave the beam and count against the budget n.
+A round's samples go to a group's beams in proportion to their PRM values (`allocation="value"`, as REBASE does),
+or evenly (`"even"`, search-and-learn's beam).
 """
 
 from __future__ import annotations
@@ -12,9 +14,22 @@ from tdrm_search.tree import ROOT, Tree
 from tdrm_search.types import Expand, Strategy
 
 
-def split_budget(total: int, parts: int) -> list[int]:
-    """`total` children over `parts` parents, as evenly as possible (some may get 0)."""
-    return [total // parts + (i < total % parts) for i in range(parts)]
+def split_budget(total: int, weights: list[float]) -> list[int]:
+    """`total` children over parents in proportion to `weights` (largest remainders; ties to the earlier parent),
+    evenly when every weight is 0. Some parents may get 0."""
+    if sum(weights) <= 0:
+        weights = [1.0] * len(weights)
+    quotas = [total * w / sum(weights) for w in weights]
+    out = [int(q) for q in quotas]
+    for i in sorted(range(len(out)), key=lambda i: out[i] - quotas[i])[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def weight(tree: Tree, node: int, allocation: str) -> float:
+    """A live beam's claim on the round's samples: its PRM value, or 1 for all ("even"; and the unscored root)."""
+    value = tree.nodes[node].value
+    return 1.0 if allocation == "even" or value is None else value
 
 
 def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: int, finished: int) -> Strategy:
@@ -23,7 +38,11 @@ def grouped_beam(tree: Tree, cfg: SearchConfig, groups: list[list[int]], width: 
         # Each group samples width * expansions children over its live nodes (the root alone gets them all),
         # never more in total than the budget has left.
         wanted = [
-            (node, c) for g in groups for node, c in zip(g, split_budget(width * cfg.expansions, len(g)), strict=True)
+            (node, c)
+            for g in groups
+            for node, c in zip(
+                g, split_budget(width * cfg.expansions, [weight(tree, x, cfg.allocation) for x in g]), strict=True
+            )
         ]
         left, asks = cfg.n - finished, []
         for node, c in wanted:
