@@ -232,6 +232,18 @@ def grade_candidates(result: SearchResult, gold: str | None, timeout_s: float) -
     }
 
 
+# what differs between two runs of the same search: times, and prefix-cache hits (they depend on what the engine ran
+# before)
+VOLATILE = frozenset({"wall_s", "generate_s", "score_s", "cached_prompt_tokens", "prm_cached_tokens"})
+
+
+def reproducible(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without its `VOLATILE` fields (its stats' included): what two runs of the same grid agree on, on 1 or
+    K replicas or in shards merged (see `tdrm_search.distributed` for what is reproducible)."""
+    out = {k: v for k, v in record.items() if k not in VOLATILE}
+    return out | {"stats": {k: v for k, v in (record.get("stats") or {}).items() if k not in VOLATILE}}
+
+
 def failed_record(base: dict[str, Any], error: str) -> dict[str, Any]:
     return {
         **base,
@@ -418,6 +430,16 @@ def run_bench(
         return results.records
 
 
+@dataclass
+class CellProgress:
+    """One grid cell's progress bar, its right answers so far under each extraction policy, and its trees drawn."""
+
+    bar: Any
+    right: dict[str, int]
+    done: int = 0
+    drawn: int = 0
+
+
 class Writer:
     """Appends chunks' records to the results file as they come back, draws the first trees of each cell and shows
     one progress bar per cell with its accuracy so far under each extraction policy."""
@@ -427,40 +449,34 @@ class Writer:
         self.left: Counter = Counter()
         for chunk in chunks:
             self.left[chunk.cell] += len(chunk.problems)
-        self.cells: dict[tuple, dict[str, Any]] = {}
+        self.cells: dict[tuple, CellProgress] = {}
 
     def add(self, chunk: Chunk, pairs: list[Pair]) -> None:
         from tqdm import tqdm
 
-        cell = self.cells.get(chunk.cell)
-        if cell is None:
+        if chunk.cell not in self.cells:
             desc = "{} {} n={} seed={}".format(*chunk.cell)
             bar = tqdm(total=self.left[chunk.cell], desc=desc, disable=not self.progress, dynamic_ncols=True)
-            cell = self.cells[chunk.cell] = {
-                "bar": bar,
-                "right": dict.fromkeys(chunk.grading.policies, 0),
-                "done": 0,
-                "drawn": 0,
-            }
+            self.cells[chunk.cell] = CellProgress(bar, dict.fromkeys(chunk.grading.policies, 0))
+        cell = self.cells[chunk.cell]
         for record, result in pairs:
             self.results.append(record)
-            if result is not None and cell["drawn"] < self.trees:
-                cell["drawn"] += draw_tree(result, self.trees_dir / tree_file(record))
-            cell["done"] += 1
-            for p in cell["right"]:
-                cell["right"][p] += bool((record.get("extractions") or {}).get(p, {}).get("correct"))
-            cell["bar"].update(1)
-            accuracy = {f"acc[{p}]": f"{c / cell['done']:.3f}" for p, c in cell["right"].items()}
-            cell["bar"].set_postfix(accuracy, refresh=False)
-        if cell["done"] == self.left[chunk.cell]:
-            cell["bar"].close()
+            if result is not None and cell.drawn < self.trees:
+                cell.drawn += draw_tree(result, self.trees_dir / tree_file(record))
+            cell.done += 1
+            for p in cell.right:
+                cell.right[p] += bool((record.get("extractions") or {}).get(p, {}).get("correct"))
+            cell.bar.update(1)
+            cell.bar.set_postfix({f"acc[{p}]": f"{c / cell.done:.3f}" for p, c in cell.right.items()}, refresh=False)
+        if cell.done == self.left[chunk.cell]:
+            cell.bar.close()
 
     def __enter__(self) -> Writer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         for cell in self.cells.values():
-            cell["bar"].close()
+            cell.bar.close()
 
 
 def check_same_run(results: RecordLog, options: dict[str, Any], shard: dict[str, Any] | None = None) -> None:

@@ -91,8 +91,9 @@ class Replicas:
     """A pool of `count` replicas on a Ray cluster: the one at `address` (HOST:PORT, ray://HOST:PORT or auto) or,
     without one, a local cluster started here (or the one this process already joined). Each replica reserves
     `cpus` CPUs and `gpus` GPUs. On a local cluster without GPUs, replica k is pinned to cores k*cpus ..
-    (k+1)*cpus - 1 (its torch threads and vLLM's OpenMP threads), so replicas do not fight over cores. A context
-    manager: entering starts the replicas (and waits until each has loaded its models), leaving stops them."""
+    (k+1)*cpus - 1 (its torch threads and vLLM's OpenMP threads), so replicas do not fight over cores. Ray's and
+    the replicas' logs stay off the terminal unless `verbose`. A context manager: entering starts the replicas (and
+    waits until each has loaded its models), leaving stops them."""
 
     def __init__(
         self,
@@ -101,14 +102,14 @@ class Replicas:
         address: str | None = None,
         cpus: float = 1,
         gpus: float = 0,
-        log_to_driver: bool = False,
+        verbose: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError(f"replicas must be >= 1, got {count}")
         if cpus <= 0 or gpus < 0:
             raise ValueError(f"a replica needs CPUs > 0 and GPUs >= 0, got {cpus} CPUs and {gpus} GPUs")
         self.spec, self.count, self.address, self.cpus, self.gpus = spec, count, address, cpus, gpus
-        self.log_to_driver = log_to_driver
+        self.verbose = verbose
         self.actors: list[Any] = []
         self.pids: dict[Any, int] = {}
         self.started_ray = False
@@ -131,7 +132,12 @@ class Replicas:
             check_address(self.address)
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=self.log_to_driver)
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=self.verbose,
+                    logging_level=logging.INFO if self.verbose else logging.ERROR,
+                )
             except ConnectionError as err:
                 raise ReplicaError(f"could not join the Ray cluster at {self.address}: {err}") from None
             self.started_ray = True

@@ -15,7 +15,7 @@ import orjson
 import pytest
 import ray
 
-from tdrm_search.bench import Grid, merge, record_key, run_bench
+from tdrm_search.bench import Grid, merge, record_key, reproducible, run_bench
 from tdrm_search.cli import main
 from tdrm_search.datasets import load_dataset
 from tdrm_search.distributed import ReplicaError, Replicas
@@ -23,9 +23,6 @@ from tdrm_search.engine import search_batch
 from tdrm_search.loading import EngineSpec
 
 SPEC = EngineSpec("lab", "lab")
-# what differs between two runs of the same search: times, and prefix-cache hits (which depend on the chunks an engine
-# ran before)
-TIMES = {"wall_s", "generate_s", "score_s", "cached_prompt_tokens", "prm_cached_tokens"}
 
 
 def read(path) -> list[dict]:
@@ -33,9 +30,10 @@ def read(path) -> list[dict]:
 
 
 def flat(record: dict) -> dict:
-    """A record's fields, its stats and extractions inlined, without timings."""
-    out = {k: v for k, v in record.items() if k not in ("stats", "extractions", *TIMES)}
-    out |= {f"stats.{k}": v for k, v in record["stats"].items() if k not in TIMES}
+    """A record's reproducible fields, its stats and extractions inlined."""
+    record = reproducible(record)
+    out = {k: v for k, v in record.items() if k not in ("stats", "extractions")}
+    out |= {f"stats.{k}": v for k, v in record["stats"].items()}
     return out | {f"extractions.{k}": v for k, v in (record.get("extractions") or {}).items()}
 
 
@@ -107,6 +105,14 @@ def test_two_replicas_give_the_records_of_one_process(replicas, lab_grid, one_pr
     assert len(records) == 8 and all(r["status"] == "ok" for r in records)
     assert differences(records, one_process) == {}
     assert sum(r["correct"] for r in records) > 0 and all(r["generated_tokens"] > 0 for r in records)
+
+
+def test_a_run_resumed_at_a_chunk_boundary_gives_the_same_records(replicas, lab_grid, one_process, tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in one_process[:4]))  # the first two chunks were done
+    records = run_bench(lab_grid, out, execute=replicas.execute, batch_size=2, progress=False)
+    assert records[:4] == one_process[:4] and len(records) == 8
+    assert differences(records, one_process) == {}
 
 
 def test_search_batch_on_replicas_is_search_batch(replicas, lab_grid):

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         from tdrm_search.distributed import Replicas
 
         replicas = Replicas(
-            spec, args.replicas, args.ray_address, args.replica_cpus, args.replica_gpus, log_to_driver=args.verbose
+            spec, args.replicas, args.ray_address, args.replica_cpus, args.replica_gpus, verbose=args.verbose
         )
         with replicas:
             execute = functools.partial(replicas.execute, keep_results=args.trees > 0)
