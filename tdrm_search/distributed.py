@@ -17,7 +17,7 @@ run's seed and on which problems share its chunk, never on the replica that runs
 the grid and batch size only (`bench.plan`), so 1 or K replicas, and `--shard` then `merge`, give the same records
 on the same hardware and engine options. Not reproduced: a resumed run whose chunks lost some problems to the
 first run (the rest search together, as a smaller batch), another `--batch-size`, other hardware or thread
-counts (floating-point sums differ), times, and prefix-cache hit counts (they depend on the chunks an engine ran
+counts (floating-point sums may differ), times, and prefix-cache hit counts (they depend on the chunks an engine ran
 before).
 """
 
