@@ -175,10 +175,10 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
 
 
 def table(report: dict) -> str:
+    """The final evaluation per reward (seed means; accuracy with the seeds' range)."""
     start = next(iter(report["summary"].values()))["curve"][0]
-    head = (
-        "| reward | seeds | accuracy | steps | tokens | repeated/unnecessary | mean reward | prompts to rule's final |"
-    )
+    head = "| reward | seeds | accuracy (seed range) | steps | tokens | repeated/unnecessary | mean reward | "
+    head += "prompts to rule's final |"
     lines = [
         head,
         "|---|---|---|---|---|---|---|---|",
@@ -186,9 +186,10 @@ def table(report: dict) -> str:
         f"{start['repeat_share']:.3f} | - | - |",
     ]
     for name, row in report["summary"].items():
-        f, reach = row["final"], row["prompts_to_rule_final"]
+        f, reach, seeds = row["final"], row["prompts_to_rule_final"], row["final_accuracy_per_seed"]
         lines.append(
-            f"| {name} | {len(row['seeds'])} | {f['accuracy']:.3f} | {f['steps']:.2f} | {f['tokens']:.1f} | "
+            f"| {name} | {len(seeds)} | {f['accuracy']:.3f} ({min(seeds):.2f}-{max(seeds):.2f}) | "
+            f"{f['steps']:.2f} | {f['tokens']:.1f} | "
             f"{f['repeat_share']:.3f} | {f['reward']:.3f} | {'never' if reach is None else reach} |"
         )
     return "\n".join(lines)
@@ -214,7 +215,7 @@ def plot(report: dict, prefix: Path) -> list[Path]:
             ax.plot([p["prompts"] for p in row["curve"]], [p[metric] for p in row["curve"]], marker="o", label=name)
         ax.set_xlabel("prompts seen")
         ax.set_ylabel(labels[metric])
-        ax.set_title(f"GRPO on the lab policy: {labels[metric]} on held-out problems")
+        ax.set_title(f"GRPO on the lab policy (mean of seeds): {labels[metric]}, held-out problems", fontsize=10)
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = prefix.with_name(f"{prefix.name}_{metric}.png")
