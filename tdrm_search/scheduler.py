@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from tdrm_search.policies.base import Policy, Sample, SampleRequest
 from tdrm_search.prms.base import PRM, ScoreRequest, check_scores
 from tdrm_search.steps import split_steps
 from tdrm_search.tree import Tree
-from tdrm_search.types import Expand
+from tdrm_search.types import Expand, Problem
 
 
 @dataclass
@@ -20,6 +21,14 @@ class Job:
     tree: Tree
     expand: Expand
     stats: Counter  # the tree's counters, shared by all its jobs
+
+
+def request_seed(seed: int, problem: Problem, round_: int, index: int) -> int:
+    """The seed of a problem's `index`-th request in its `round_`-th round: from the run's seed and the problem (id
+    and question) alone, never from the problems batched beside it, so a problem draws the same samples alone, in
+    any chunk or on any replica (on backends that seed a request; vLLM on CPU seeds a whole call)."""
+    key = f"{seed}\0{problem.id or ''}\0{problem.question}\0{round_}\0{index}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
 def per_tree(jobs) -> list[Counter]:
@@ -42,17 +51,21 @@ class Scheduler:
     def run(self, jobs: list[Job]) -> list[list[int]]:
         """Expand every job's node; return, per job, the last new node of each sample (scored)."""
         cfg = self.config
-        requests = [
-            SampleRequest(
-                prefix=job.tree.prefix_ids(job.expand.node),
-                n=job.expand.k,
-                max_tokens=self.token_budget(job.tree, job.expand.node, job.expand.whole),
-                temperature=0.0 if job.expand.greedy else cfg.temperature,
-                top_p=cfg.top_p,
-                stop=None if job.expand.whole else cfg.delimiter,
+        nth = Counter()  # a request's place among its tree's requests this round
+        requests = []
+        for job in jobs:
+            requests.append(
+                SampleRequest(
+                    prefix=job.tree.prefix_ids(job.expand.node),
+                    n=job.expand.k,
+                    max_tokens=self.token_budget(job.tree, job.expand.node, job.expand.whole),
+                    temperature=0.0 if job.expand.greedy else cfg.temperature,
+                    top_p=cfg.top_p,
+                    stop=None if job.expand.whole else cfg.delimiter,
+                    seed=request_seed(cfg.seed, job.tree.problem, job.stats["generate_calls"], nth[id(job.tree)]),
+                )
             )
-            for job in jobs
-        ]
+            nth[id(job.tree)] += 1
         started = time.perf_counter()
         out = self.policy.generate(requests, seed=cfg.seed * 1_000_003 + self.rounds)
         generate_s = time.perf_counter() - started

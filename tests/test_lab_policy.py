@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import tdrm_search.tasks.lab as lab
-from tdrm_search.policies.vllm import sample_seeds
+from tdrm_search.policies.base import SampleRequest
+from tdrm_search.policies.vllm import VLLMPolicy, sample_seeds
 from tdrm_search.tasks.lab import DEFAULT_DIFFICULTY, generate_problems, grade, reference_solution
 from tdrm_search.vllm_engine import make_llm
 
@@ -79,3 +80,9 @@ def test_consecutive_rounds_never_share_a_sample_seed():
     next round (Best-of-N waves, MCTS widening) must draw new samples: the seeds of rounds s and s + 1 are disjoint."""
     first, second = sample_seeds(7, 64), sample_seeds(8, 64)
     assert len(set(first)) == 64 and not set(first) & set(second)
+
+
+def test_a_request_with_its_own_seed_gets_its_samples_seeds_from_it():
+    own, plain = SampleRequest((1,), n=2, max_tokens=4, temperature=1.0, seed=11), SampleRequest((1,), 3, 4, 1.0)
+    seeds = VLLMPolicy.seeds([plain, own], owners=[0, 0, 0, 1, 1], seed=5)
+    assert seeds == sample_seeds(5, 5)[:3] + sample_seeds(11, 2)

@@ -74,6 +74,18 @@ def test_same_seed_same_result(policy, lab_problems, method):
     assert runs[0].answer == runs[1].answer
 
 
+@pytest.mark.parametrize("method", ["best_of_n", "beam", "mcts"])
+def test_a_problem_draws_the_same_samples_alone_or_batched_with_others(hf_lab_policy, lab_problems, method):
+    """Request seeds come from the run's seed and the problem, not the batch: what scale-out relies on (chunks,
+    replicas, shards). transformers seeds each request; vLLM on CPU can only seed a call, so it is not checked."""
+    hot = dict(method=method, n=4, temperature=1.5)  # samples that differ, so equal ones are no accident
+    batched = search_batch(lab_problems[:3], hf_lab_policy, OraclePRM(), seed=3, **hot)
+    alone = search_batch(lab_problems[1:2], hf_lab_policy, OraclePRM(), seed=3, **hot)
+    other_seed = search_batch(lab_problems[1:2], hf_lab_policy, OraclePRM(), seed=4, **hot)
+    texts = [[t.text for t in r.candidates] for r in (batched[1], alone[0], other_seed[0])]
+    assert texts[0] == texts[1] != texts[2]
+
+
 def test_stats_match_what_the_backend_reported(policy, lab_problems):
     recording = Recording(policy)
     results = search_batch(lab_problems[:3], recording, OraclePRM(), method="beam", n=4, beam_width=2)

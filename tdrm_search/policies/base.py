@@ -19,6 +19,7 @@ class SampleRequest:
     temperature: float
     top_p: float = 1.0
     stop: str | None = None  # the step delimiter for one-step samples; None samples whole solutions
+    seed: int | None = None  # this request's own seed, where the backend can seed a request; None: the call's
 
 
 @dataclass
@@ -53,5 +54,7 @@ class Policy(Protocol):
     def decode(self, token_ids: list[int]) -> str: ...
 
     def generate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
-        """All requests in one batched call; `seed` makes the call reproducible on the same backend."""
+        """All requests in one batched call. A request with its own `seed` draws the same samples whatever else the
+        call holds, on backends that can seed a request (transformers; vLLM on a GPU); the others, and vLLM on CPU
+        for every request, draw from the call's `seed`, so the call is reproducible on the same backend."""
         ...

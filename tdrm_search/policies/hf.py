@@ -63,11 +63,12 @@ class HFPolicy:
 
     @torch.inference_mode()
     def generate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
-        generator = torch.Generator().manual_seed(seed)
+        shared = torch.Generator().manual_seed(seed)
         samples, cached = [], []
         for request in requests:
             kv, logits, hit = self.prefill(request.prefix)
-            samples.append(self.sample(request, kv, logits, generator))
+            own = None if request.seed is None else torch.Generator().manual_seed(request.seed)
+            samples.append(self.sample(request, kv, logits, shared if own is None else own))
             cached.append(hit)
         return GenerateOutput(samples, [len(r.prefix) for r in requests], cached)
 

@@ -55,6 +55,12 @@ class VLLMPolicy:
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
+    @staticmethod
+    def seeds(requests: list[SampleRequest], owners: list[int], seed: int) -> list[int]:
+        """Each engine request's seed: from its request's own seed where it has one, else from the call's."""
+        own = {i: iter(sample_seeds(r.seed, r.n)) for i, r in enumerate(requests) if r.seed is not None}
+        return [next(own[i]) if i in own else s for i, s in zip(owners, sample_seeds(seed, len(owners)), strict=True)]
+
     def generate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
         """Each of a request's n samples is its own engine request (vLLM runs them so anyway), which makes the
         prompt and cache counts exactly what the engine computed. Greedy requests run once and are copied."""
@@ -65,7 +71,7 @@ class VLLMPolicy:
 
             torch.manual_seed(seed)
         owners = [i for i, r in enumerate(requests) for _ in range(1 if r.temperature == 0 else r.n)]
-        seeds = sample_seeds(seed, len(owners)) if self.per_request_seed else [None] * len(owners)
+        seeds = self.seeds(requests, owners, seed) if self.per_request_seed else [None] * len(owners)
         params = [sampling_params(requests[i], s) for i, s in zip(owners, seeds, strict=True)]
         prompts = [TokensPrompt(prompt_token_ids=list(requests[i].prefix)) for i in owners]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
