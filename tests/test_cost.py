@@ -15,7 +15,7 @@ from tdrm_search.tree import distinct_paths
 def tree_search(hf_lab_policy, lab_problems):
     def run(prm):
         return search(
-            lab_problems[1], hf_lab_policy, prm, method="beam", n=8, beam_width=2, max_steps=4, temperature=1.5
+            lab_problems[1], hf_lab_policy, prm, method="beam", n=8, beam_width=2, max_steps=4, temperature=2.0
         )
 
     return run
