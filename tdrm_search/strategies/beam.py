@@ -19,7 +19,8 @@ def split_budget(total: int, weights: list[float]) -> list[int]:
     evenly when every weight is 0. Some parents may get 0."""
     if sum(weights) <= 0:
         weights = [1.0] * len(weights)
-    quotas = [total * w / sum(weights) for w in weights]
+    whole = sum(weights)
+    quotas = [total * w / whole for w in weights]
     out = [int(q) for q in quotas]
     for i in sorted(range(len(out)), key=lambda i: out[i] - quotas[i])[: total - sum(out)]:
         out[i] += 1
