@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -31,9 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     for command in commands:
         command.load().register(subparsers)
     add_output_args(parser)
-    for subparser in subparsers.choices.values():  # the same flags after the subcommand's name
+    for subparser in nested_parsers(parser):  # the same flags after any subcommand's name (`tdrm prm train -v`)
         add_output_args(subparser, defaults=argparse.SUPPRESS)  # suppressed: they do not undo those given before
     return parser
+
+
+def nested_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every subcommand's parser below `parser`, theirs included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                yield subparser
+                yield from nested_parsers(subparser)
 
 
 def add_output_args(parser: argparse.ArgumentParser, defaults: object = None) -> None:

@@ -96,6 +96,18 @@ def test_every_registered_subcommand_parses_under_its_entry_point_name():
     assert set(sub.choices) == names >= {"search", "rerank", "bench", "demo", "prm", "serve-reward"}
 
 
+def test_output_flags_parse_before_the_command_and_after_any_nested_subcommand():
+    from tdrm_search.cli import build_parser
+
+    parser = build_parser()
+    tail = ["train", "rollouts.jsonl", "--out", "run"]
+    for argv in (["-v", "prm", *tail], ["prm", "-v", *tail], ["prm", *tail, "-v"], ["prm", *tail, "--verbose"]):
+        assert parser.parse_args(argv).verbose, argv
+    args = parser.parse_args(["prm", *tail, "--log-file", "libs.log"])
+    assert not args.verbose and str(args.log_file) == "libs.log"
+    assert not parser.parse_args(["prm", *tail]).verbose
+
+
 def test_demo_runs_end_to_end_on_a_reduced_size(tmp_path):
     out = tdrm(
         "demo",
