@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from statistics import fmean, stdev
 
 import orjson
 
@@ -43,13 +44,36 @@ def main() -> None:
         spec, backend = VERIFIERS[name]
         grid = bench.Grid({f"lab, {name} PRM": problems}, args.methods, args.budgets)
         records += bench.run_bench(grid, args.runs / f"{name}.jsonl", policy, load_prm(spec, backend))
-    rows = bench.summarize(records)
-    print(bench.format_rows(rows))
+    rows, paired = bench.summarize(records), against_best_of_n(records)
+    print(bench.format_rows(rows), bench.format_rows(paired), sep="\n\n")
     plots = bench.plot([r for r in rows if r["problems"] == args.problems], args.out.parent)
-    args.out.with_suffix(".json").write_bytes(
-        orjson.dumps({"problems": args.problems, "eval_seed": EVAL_SEED, "rows": rows}, option=orjson.OPT_INDENT_2)
-    )
+    report = {"problems": args.problems, "eval_seed": EVAL_SEED, "rows": rows, "against_best_of_n": paired}
+    args.out.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print("wrote", args.out.with_suffix(".json"), *plots)
+
+
+def against_best_of_n(records: list[dict]) -> list[dict]:
+    """Each method's accuracy minus Best-of-N's on the same problems, verifier and n: the mean and its standard error
+    over problems, and how many problems only one of the two solved."""
+    correct = {(r["dataset"], r["method"], r["n"], r["id"]): bool(r["correct"]) for r in records}
+    rows = []
+    for dataset, method, n in sorted({k[:3] for k in correct if k[1] != "best_of_n"}):
+        ids = [k[3] for k in correct if k[:3] == (dataset, method, n) and (dataset, "best_of_n", n, k[3]) in correct]
+        diffs = [correct[dataset, method, n, i] - correct[dataset, "best_of_n", n, i] for i in ids]
+        if len(diffs) > 1:
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "n": n,
+                    "problems": len(diffs),
+                    "minus_best_of_n": fmean(diffs),
+                    "se": stdev(diffs) / len(diffs) ** 0.5,
+                    "only_it": diffs.count(1),
+                    "only_best_of_n": diffs.count(-1),
+                }
+            )
+    return rows
 
 
 if __name__ == "__main__":
