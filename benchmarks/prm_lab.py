@@ -58,6 +58,7 @@ NS = (4, 16, 64)
 DATA = {"outcome": "paths", "exact": "paths", "td_lambda": "paths", "mc_soft": "mc", "tree_mc": "trees"}
 DATA["tree_td0"] = "trees"
 TD_KINDS = ("td_lambda", "tree_td0")
+SEARCH_METHODS = ("beam", "mcts")  # the search rows, on the first --search-problems eval problems
 MC_KINDS = ("mc_soft",)
 
 
@@ -87,19 +88,20 @@ def trained(run_dir: Path) -> dict | None:
     return data if "losses" in data else None
 
 
-def evaluated(run_dir: Path, eval_rollouts, beam_problems, policy, ns, beam_ns) -> dict:
+def evaluated(run_dir: Path, eval_rollouts, search_problems, policy, ns, search_ns) -> dict:
     """A trained PRM's evaluation row, cached beside it (eval.json), so a rerun only adds what is new."""
     cache = run_dir / "eval.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    started = time.perf_counter()
-    values = score_rollouts(HFPRM(run_dir, batch_size=64), eval_rollouts)
-    row = evaluate_values(values, eval_rollouts, ns)
-    row["per_problem_bon16"] = per_problem_bon(eval_rollouts, values, 16) if 16 in ns else []
-    row["beam"] = beam_accuracy(beam_problems, policy, VLLMPRM(run_dir), beam_ns)
-    row["train_seconds"] = trained(run_dir)["seconds"]
-    row["eval_seconds"] = round(time.perf_counter() - started, 1)
-    cache.write_text(json.dumps(row) + "\n")
+    row = json.loads(cache.read_text()) if cache.exists() else {}
+    if "best_of_n" not in row:
+        started = time.perf_counter()
+        values = score_rollouts(HFPRM(run_dir, batch_size=64), eval_rollouts)
+        row |= evaluate_values(values, eval_rollouts, ns)
+        row["per_problem_bon16"] = per_problem_bon(eval_rollouts, values, 16) if 16 in ns else []
+        row["train_seconds"] = trained(run_dir)["seconds"]
+        row["eval_seconds"] = round(time.perf_counter() - started, 1)
+        cache.write_text(json.dumps(row) + "\n")
+    if add_search_rows(row, search_problems, policy, lambda: VLLMPRM(run_dir), search_ns):
+        cache.write_text(json.dumps(row) + "\n")
     return row
 
 
@@ -115,14 +117,19 @@ def backbone_likelihood(args, eval_rollouts, ns) -> dict:
     return json.loads(cache.read_text())
 
 
-def beam_accuracy(problems, policy, prm, ns) -> dict[str, float]:
-    out = {}
-    for n in ns if problems else ():  # n // 4 beams of 4 expansions each (search-and-learn)
-        results = search_batch(
-            problems, policy, prm, method="beam", n=n, seed=0, max_tokens=256, beam_width=max(1, n // 4), expansions=4
-        )
-        out[str(n)] = fmean(bool(r.correct) for r in results)
-    return out
+def add_search_rows(row: dict, problems, policy, make_prm, ns) -> bool:
+    """Fill `row[method][n]` (accuracy on `problems`) for every search method and budget it lacks; True if any.
+    Rows searched on another number of problems are searched again."""
+    if row.get("search_problems") != len(problems):
+        for method in SEARCH_METHODS:
+            row.pop(method, None)
+    row["search_problems"] = len(problems)
+    missing = [(m, n) for m in SEARCH_METHODS for n in ns if problems and str(n) not in row.get(m, {})]
+    prm = make_prm() if missing else None
+    for method, n in missing:  # beam: n // 4 beams of 4 expansions each (search-and-learn)
+        results = search_batch(problems, policy, prm, method=method, n=n, seed=0, max_tokens=256)
+        row.setdefault(method, {})[str(n)] = fmean(bool(r.correct) for r in results)
+    return bool(missing)
 
 
 def baselines(rollouts: list[Rollout]) -> dict:
@@ -152,7 +159,7 @@ def summarise(rows: dict, ns=NS) -> dict:
     keys = {f"bon_last@{n}": ("best_of_n", "last", str(n)) for n in ns}
     keys |= {f"bon_min@{n}": ("best_of_n", "min", str(n)) for n in ns}
     keys |= {f"wmaj@{n}": ("weighted_majority", "last", str(n)) for n in ns}
-    keys |= {f"beam@{n}": ("beam", str(n)) for n in ns}
+    keys |= {f"{m}@{n}": (m, str(n)) for m in SEARCH_METHODS for n in ns}
     keys |= {"within_auc": ("within_problem_auc", "last"), "step_auc": ("step_auc",)}
     keys |= {"first_error_f1": ("first_error", "f1"), "td_error": ("smoothness", "td_error")}
     out = {}
@@ -178,7 +185,7 @@ def fmt(x) -> str:
 
 def table(report: dict) -> str:
     cols = [f"bon_last@{n}" for n in NS] + ["bon_min@16", "wmaj@16", "wmaj@64"] + [f"beam@{n}" for n in NS]
-    cols += ["within_auc", "step_auc", "first_error_f1", "td_error"]
+    cols += [f"mcts@{n}" for n in NS] + ["within_auc", "step_auc", "first_error_f1", "td_error"]
     lines = ["| PRM | data tokens | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, entry in report["prms"].items():
         lines.append(
@@ -220,8 +227,8 @@ def main() -> None:
     p.add_argument("--mc", type=int, default=4, help="MC completions per prefix")
     p.add_argument("--eval-problems", type=int, default=100)
     p.add_argument("--pool", type=int, default=64)
-    p.add_argument("--beam-problems", type=int, default=30)
-    p.add_argument("--beam-ns", type=int, nargs="+", default=list(NS), help="budgets of the beam-search rows")
+    p.add_argument("--search-problems", type=int, default=30, help="eval problems of the beam and MCTS rows")
+    p.add_argument("--search-ns", type=int, nargs="+", default=list(NS), help="budgets of the beam and MCTS rows")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--td-rounds", type=int, default=2)
     p.add_argument("--lam", type=float, default=0.7)
@@ -232,9 +239,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads for training and scoring")
     p.add_argument("--quick", action="store_true", help="a few minutes: 40 x 4 training, 20 x 16 eval, 1 epoch")
     p.add_argument("--ship", action="store_true", help="copy the best TD PRM to tdrm_search/assets/lab-prm")
+    p.add_argument("--name", help="results file stem (default: lab_prm_comparison[_HEAD][_seedsK])")
     args = p.parse_args()
     if args.quick:
-        args.problems, args.k, args.eval_problems, args.pool, args.beam_problems, args.epochs = 40, 4, 20, 16, 8, 2
+        args.problems, args.k, args.eval_problems, args.pool, args.search_problems, args.epochs = 40, 4, 20, 16, 8, 2
         args.td_rounds, args.work = 1, args.work.with_name(args.work.name + "_quick")
     ns = tuple(n for n in NS if n <= args.pool)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -268,16 +276,18 @@ def main() -> None:
         "baselines": baselines(eval_rollouts),
         "prms": {},
     }
-    beam_ns = [n for n in args.beam_ns if n in ns]
+    search_ns = [n for n in args.search_ns if n in ns]
     oracle_file = args.work / "oracle.json"
-    if not oracle_file.exists():
-        oracle = evaluate_prm(OraclePRM(), eval_rollouts, ns)
-        oracle["beam"] = beam_accuracy(eval_problems[: args.beam_problems], policy, OraclePRM(), beam_ns)
-        oracle_file.write_text(json.dumps(oracle) + "\n")
-    report["oracle"] = {"summary": summarise({0: json.loads(oracle_file.read_text())}, ns)}
+    oracle = (
+        json.loads(oracle_file.read_text()) if oracle_file.exists() else evaluate_prm(OraclePRM(), eval_rollouts, ns)
+    )
+    add_search_rows(oracle, eval_problems[: args.search_problems], policy, OraclePRM, search_ns)
+    oracle_file.write_text(json.dumps(oracle) + "\n")
+    report["oracle"] = {"summary": summarise({0: oracle}, ns)}
     report["backbone_likelihood"] = {"summary": summarise({0: backbone_likelihood(args, eval_rollouts, ns)}, ns)}
     per_kind, stem = {}, "lab_prm_comparison" + ("" if args.head == "lm" else f"_{args.head}")
     stem += f"_seeds{len(args.seeds)}" if len(args.seeds) > 1 else ""
+    stem = args.name or stem
     for kind in args.kinds:
         rollouts = data[DATA[kind]]
         rows, per_kind[kind] = {}, []
@@ -287,7 +297,7 @@ def main() -> None:
                 print(f"training {kind} seed {seed} on {len(rollouts)} rollouts", flush=True)
                 train_prm(args.base, rollouts, HEADS[args.head], train_config(kind, seed, args), run_dir, True, False)
             rows[seed] = row = evaluated(
-                run_dir, eval_rollouts, eval_problems[: args.beam_problems], policy, ns, beam_ns
+                run_dir, eval_rollouts, eval_problems[: args.search_problems], policy, ns, search_ns
             )
             per_kind[kind].append(row["per_problem_bon16"])
             print(kind, seed, json.dumps(summarise({seed: row}, ns)), flush=True)
