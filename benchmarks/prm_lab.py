@@ -132,13 +132,13 @@ def add_search_rows(row: dict, problems, policy, make_prm, ns) -> bool:
     return bool(missing)
 
 
-def baselines(rollouts: list[Rollout]) -> dict:
+def baselines(rollouts: list[Rollout], ns) -> dict:
     """No-verifier references on the same pools: majority vote, and pass@n (any rollout right)."""
     pools = pools_by_problem(rollouts)
     correct = [r.outcome for r in rollouts]
     return {
-        "pass": {str(n): best_of_n([float(c) for c in correct], correct, pools, n) for n in NS},
-        "majority": {str(n): majority_of_n(final_answers(rollouts), correct, pools, n) for n in NS},
+        "pass": {str(n): best_of_n([float(c) for c in correct], correct, pools, n) for n in ns},
+        "majority": {str(n): majority_of_n(final_answers(rollouts), correct, pools, n) for n in ns},
     }
 
 
@@ -189,13 +189,13 @@ def table(report: dict) -> str:
     lines = ["| PRM | data tokens | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, entry in report["prms"].items():
         lines.append(
-            f"| {name} | {entry['data_tokens']} | " + " | ".join(fmt(entry["summary"][c]) for c in cols) + " |"
+            f"| {name} | {entry['data_tokens']} | " + " | ".join(fmt(entry["summary"].get(c)) for c in cols) + " |"
         )
     for ref, label in (("backbone_likelihood", "backbone likelihood (no PRM training)"), ("oracle", "oracle")):
-        lines.append(f"| {label} | | " + " | ".join(fmt(report[ref]["summary"][c]) for c in cols) + " |")
+        lines.append(f"| {label} | | " + " | ".join(fmt(report[ref]["summary"].get(c)) for c in cols) + " |")
     base = report["baselines"]
     for ref in ("majority", "pass"):
-        row = {f"bon_last@{n}": base[ref][str(n)] for n in NS} | {f"wmaj@{n}": base[ref][str(n)] for n in NS}
+        row = {f"{m}@{n}": x for m in ("bon_last", "wmaj") for n, x in base[ref].items()}
         lines.append(f"| {ref} (no verifier) | | " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
     return "\n".join(lines)
 
@@ -206,13 +206,14 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    ns = [n for n in NS if n <= report["setup"]["pool"]]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, entry in report["prms"].items():
-        ax.plot(NS, [entry["summary"][f"bon_last@{n}"]["mean"] for n in NS], marker="o", label=f"BoN, {name}")
+        ax.plot(ns, [entry["summary"][f"bon_last@{n}"]["mean"] for n in ns], marker="o", label=f"BoN, {name}")
     for ref in ("majority", "pass"):
-        ax.plot(NS, [report["baselines"][ref][str(n)] for n in NS], "k--" if ref == "majority" else "k:", label=ref)
-    ax.set(xscale="log", xlabel="n (solutions)", ylabel="accuracy", title="lab, held-out pool", xticks=NS)
-    ax.set_xticklabels([str(n) for n in NS])
+        ax.plot(ns, [report["baselines"][ref][str(n)] for n in ns], "k--" if ref == "majority" else "k:", label=ref)
+    ax.set(xscale="log", xlabel="n (solutions)", ylabel="accuracy", title="lab, held-out pool", xticks=ns)
+    ax.set_xticklabels([str(n) for n in ns])
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -273,7 +274,7 @@ def main() -> None:
     report = {
         "setup": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "collect": stats,
-        "baselines": baselines(eval_rollouts),
+        "baselines": baselines(eval_rollouts, ns),
         "prms": {},
     }
     search_ns = [n for n in args.search_ns if n in ns]
