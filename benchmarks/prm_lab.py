@@ -200,13 +200,12 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict, ns: tuple[int, ...], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ns = [n for n in NS if n <= report["setup"]["pool"]]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, entry in report["prms"].items():
         ax.plot(ns, [entry["summary"][f"bon_last@{n}"]["mean"] for n in ns], marker="o", label=f"BoN, {name}")
@@ -319,7 +318,7 @@ def main() -> None:
     for pair, d in report.get("td_minus_mc_bon16", {}).items():
         md += f"\nBoN@16 {pair}: {d['mean']:+.3f} ± {d['se']:.3f} (standard error over {d['problems']} problems)\n"
     (RESULTS / f"{stem}.md").write_text(md)
-    plot(report, RESULTS / f"{stem}.png")
+    plot(report, ns, RESULTS / f"{stem}.png")
     print(md)
     if args.ship and tds:
         best = max(tds, key=lambda k: report["prms"][k]["summary"]["wmaj@16"]["mean"])
