@@ -461,8 +461,9 @@ class Writer:
         cell = self.cells[chunk.cell]
         for record, result in pairs:
             self.results.append(record)
-            if result is not None and cell.drawn < self.trees:
-                cell.drawn += draw_tree(result, self.trees_dir / tree_file(record))
+            if result is not None and cell.drawn < self.trees:  # the answer and path the record grades
+                primary = under_policy(result, chunk.grading.policies[0], chunk.grading.selection)
+                cell.drawn += draw_tree(primary, self.trees_dir / tree_file(record))
             cell.done += 1
             for p in cell.right:
                 cell.right[p] += bool((record.get("extractions") or {}).get(p, {}).get("correct"))

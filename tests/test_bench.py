@@ -227,13 +227,17 @@ def test_records_carry_the_no_verifier_references_of_their_own_candidates():
 
 def texted_search(batch, policy, prm, method="beam", n=4, seed=0, **options):
     """Each solution states its (right) answer only as the last number of a sentence, as GSM8K models often do."""
+    from tdrm_search.tree import ROOT, Tree
     from tdrm_search.types import Trajectory
 
     results = []
     for p in batch:
         steps = ["She sells 9 eggs at $2 each.\n\n", f"So she makes ${p.answer} every day."]
-        best = Trajectory(steps, [0.5, 0.5], 0.5, None, "eos", 20, 2)  # the engine's strict reading: no answer
-        results.append(SearchResult(p, None, best, [best], nx.DiGraph(), {"generated_tokens": 20}, method))
+        tree = Tree.new(p, [0])
+        leaf = tree.add(tree.add(ROOT, [1], steps[0]), [2], steps[1])
+        tree.finish(leaf, "eos", None)
+        best = Trajectory(steps, [0.5, 0.5], 0.5, None, "eos", 20, leaf)  # the engine's strict reading: no answer
+        results.append(SearchResult(p, None, best, [best], tree.to_networkx(), {"generated_tokens": 20}, method))
     return results
 
 
@@ -252,11 +256,13 @@ def test_gsm8k_records_strict_and_flexible_as_lm_eval_reports_them(tmp_path):
 
 def test_the_extraction_policy_can_be_chosen_per_dataset(tmp_path):
     grid = Grid({"toy": problems(2)}, ["beam"], [1], extract={"toy": ("flexible",)})
-    records = run_bench(grid, tmp_path / "r.jsonl", search_fn=texted_search, progress=False)
+    records = run_bench(grid, tmp_path / "r.jsonl", search_fn=texted_search, progress=False, trees=1)
     assert [(r["extract"], r["answer"], r["correct"]) for r in records] == [
         ("flexible", "0", True),
         ("flexible", "1", True),
     ]
+    (page,) = (tmp_path / "trees").iterdir()  # the picture shows the answer the record grades, not the engine's None
+    assert "1 solution(s): answer 0, reference 0" in page.read_text()
     assert list(records[0]["extractions"]) == ["flexible"] and "accuracy[flexible]" not in summarize(records)[0]
     with pytest.raises(ValueError, match="unknown extraction policy 'loose'"):
         Grid({"toy": problems(2)}, ["beam"], [1], extract={"toy": ("loose",)})
