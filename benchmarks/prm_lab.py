@@ -1,7 +1,7 @@
-"""The lab PRM comparison at equal labelling compute: outcome, Monte-Carlo (Math-Shepherd) labels, TD(λ) with online
-re-targeting, and targets read from the engine's own search trees (tree MC, tree TD(0)); exact step labels as the
-ceiling; majority vote, pass@n, the exact checker and the backbone's own step likelihood (no PRM training) as
-reference rows.
+"""The lab PRM comparison at equal labelling compute: outcome, Monte-Carlo (Math-Shepherd) labels, TD(0), n-step TD
+and TD(λ) with online re-targeting, and targets read from the engine's own search trees (tree MC, tree TD(0));
+exact step labels as the ceiling; majority vote, pass@n, the exact checker and the backbone's own step likelihood
+(no PRM training) as reference rows.
 
     python benchmarks/prm_lab.py --base BACKBONE [--head lm|likelihood] [--seeds 0 1 2] [--quick] [--ship]
 
@@ -56,8 +56,8 @@ HEADS = {  # the read-out every PRM of one run trains (--head): a step-tag class
 }
 NS = (4, 16, 64)
 DATA = {"outcome": "paths", "exact": "paths", "td_lambda": "paths", "mc_soft": "mc", "tree_mc": "trees"}
-DATA["tree_td0"] = "trees"
-TD_KINDS = ("td_lambda", "tree_td0")
+DATA |= {"tree_td0": "trees", "td0": "paths", "nstep": "paths"}
+TD_KINDS = ("td_lambda", "tree_td0", "td0", "nstep")
 SEARCH_METHODS = ("beam", "mcts")  # the search rows, on the first --search-problems eval problems
 MC_KINDS = ("mc_soft",)
 

@@ -42,7 +42,7 @@ import torch
 
 from rl_bridge.lab_grpo import REWARDS, Setting, make_reward, solution_stats, trainer_for
 from rl_bridge.trl import TRLReward
-from tdrm_search.loading import LAB_POLICY, load_prm
+from tdrm_search.loading import LAB_POLICY, LAB_PRM, load_prm
 from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.types import Problem
 
@@ -248,6 +248,11 @@ def main() -> None:
     prms = {"td": load_prm(None, backend="hf")}
     if args.mc_prm:
         prms["mc"] = load_prm(str(args.mc_prm), backend="hf")
+    trained = json.loads((LAB_PRM / "training.json").read_text())["train"]
+    prm_names = {
+        "td": f"tdrm_search/assets/lab-prm (shipped: {trained['targets']['kind']} seed {trained['seed']})",
+        "mc": str(args.mc_prm or "none"),
+    }
     eval_problems = generate_problems(setting.eval_problems, seed=setting.eval_seed, num_ops=setting.num_ops)
     work = args.work / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
@@ -257,9 +262,10 @@ def main() -> None:
         for name in rewards:
             cache = work / f"{name}_seed{seed}.json"
             cached = json.loads(cache.read_text()) if cache.exists() else None
-            if cached is None or cached["setting"] != asdict(setting):
+            if cached is None or (cached["setting"], cached.get("prms")) != (asdict(setting), prm_names):
                 cached = {
                     "setting": asdict(setting),
+                    "prms": prm_names,
                     **run(name, make_reward(name, prms), seed, setting, eval_problems, work),
                 }
                 cache.write_text(json.dumps(cached) + "\n")
@@ -268,7 +274,7 @@ def main() -> None:
         "setting": asdict(setting),
         "prompts_per_step": setting.prompts_per_step,
         "policy": str(LAB_POLICY),
-        "prms": {"td": "tdrm_search/assets/lab-prm (shipped, TD(lambda))", "mc": str(args.mc_prm or "none")},
+        "prms": prm_names,
         "trl_scalar_rewards": "GRPO takes one scalar per completion: the sum of each mode's per-step rewards",
         "summary": summarise(runs),
         "runs": runs,
