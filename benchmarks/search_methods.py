@@ -6,8 +6,11 @@ once with the shipped TD-trained PRM (what a user gets). Records are resumable (
 
     python benchmarks/search_methods.py                 # 200 problems (about 25 minutes here)
     python benchmarks/search_methods.py --problems 16 --budgets 4 16   # a quick look
+    python benchmarks/search_methods.py --seed 7 --methods best_of_n beam --budgets 16 --verifiers shipped
+                                                        # a development seed: try a change there first
 
-Writes benchmarks/results/search_methods.json and one accuracy-vs-tokens plot per verifier, and prints the table.
+Writes benchmarks/results/search_methods.json (another --seed: search_methods_seedS.json, its records and plots
+apart) and one accuracy-vs-tokens plot per verifier, and prints the table.
 """
 
 from __future__ import annotations
@@ -33,21 +36,25 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[4, 16, 64])
     parser.add_argument("--methods", nargs="+", default=["best_of_n", "beam", "dvts", "mcts", "particle_filter"])
     parser.add_argument("--verifiers", nargs="+", default=list(VERIFIERS), choices=list(VERIFIERS))
-    parser.add_argument("--runs", type=Path, default=Path("runs/search_methods"))
-    parser.add_argument("--out", type=Path, default=RESULTS / "search_methods")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED, help="problem seed (a development seed: not 2026)")
+    parser.add_argument("--runs", type=Path, help="records folder (default runs/search_methods[_seedS])")
+    parser.add_argument("--out", type=Path, help="results stem (default benchmarks/results/search_methods[_seedS])")
     args = parser.parse_args()
+    suffix, lab = ("", "lab") if args.seed == EVAL_SEED else (f"_seed{args.seed}", f"lab seed {args.seed}")
+    args.runs = args.runs or Path(f"runs/search_methods{suffix}")
+    args.out = args.out or RESULTS / f"search_methods{suffix}"
 
     policy = load_policy("lab", "vllm")
-    problems = generate_problems(args.problems, seed=EVAL_SEED)
+    problems = generate_problems(args.problems, seed=args.seed)
     records = []
     for name in args.verifiers:
         spec, backend = VERIFIERS[name]
-        grid = bench.Grid({f"lab, {name} PRM": problems}, args.methods, args.budgets)
+        grid = bench.Grid({f"{lab}, {name} PRM": problems}, args.methods, args.budgets)
         records += bench.run_bench(grid, args.runs / f"{name}.jsonl", policy, load_prm(spec, backend))
     rows, paired = bench.summarize(records), against_best_of_n(records)
     print(bench.format_rows(rows), bench.format_rows(paired), sep="\n\n")
     plots = bench.plot([r for r in rows if r["problems"] == args.problems], args.out.parent)
-    report = {"problems": args.problems, "eval_seed": EVAL_SEED, "rows": rows, "against_best_of_n": paired}
+    report = {"problems": args.problems, "problem_seed": args.seed, "rows": rows, "against_best_of_n": paired}
     args.out.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print("wrote", args.out.with_suffix(".json"), *plots)
 
