@@ -126,7 +126,7 @@ def add_search_rows(row: dict, problems, policy, make_prm, ns) -> bool:
     row["search_problems"] = len(problems)
     missing = [(m, n) for m in SEARCH_METHODS for n in ns if problems and str(n) not in row.get(m, {})]
     prm = make_prm() if missing else None
-    for method, n in missing:  # beam: n // 4 beams of 4 expansions each (search-and-learn)
+    for method, n in missing:  # the engine's defaults (beam: n // 4 beams of 4 expansions each)
         results = search_batch(problems, policy, prm, method=method, n=n, seed=0, max_tokens=256)
         row.setdefault(method, {})[str(n)] = fmean(bool(r.correct) for r in results)
     return bool(missing)
@@ -184,8 +184,8 @@ def fmt(x) -> str:
 
 
 def table(report: dict) -> str:
-    cols = [f"bon_last@{n}" for n in NS] + ["bon_min@16", "wmaj@16", "wmaj@64"] + [f"beam@{n}" for n in NS]
-    cols += [f"mcts@{n}" for n in NS] + ["within_auc", "step_auc", "first_error_f1", "td_error"]
+    cols = [f"bon_last@{n}" for n in NS] + ["bon_min@16", "wmaj@16", "wmaj@64"]
+    cols += [f"{m}@{n}" for m in SEARCH_METHODS for n in NS] + ["within_auc", "step_auc", "first_error_f1", "td_error"]
     lines = ["| PRM | data tokens | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, entry in report["prms"].items():
         lines.append(
