@@ -266,7 +266,7 @@ def main() -> None:
     data["trees"], tree_tokens = within_budget(data["trees"], stats["trees"]["tree_tokens"], budget)
     spent = {"paths": budget, "mc": stats["mc"]["rollout_tokens"] + stats["mc"]["mc_tokens"], "trees": tree_tokens}
     eval_rollouts, stats["eval"] = cached(
-        args.work / "eval.jsonl", lambda: collect(eval_problems, policy, cfg(args, k=args.pool, seed=1))
+        args.work / "eval.jsonl", lambda: collect(eval_problems, policy, cfg(args, n=args.pool, seed=1))
     )
     print(json.dumps(stats), flush=True)
     torch.set_num_threads(args.threads)
@@ -329,7 +329,7 @@ def main() -> None:
 
 
 def cfg(args, **overrides) -> CollectConfig:
-    return CollectConfig(**{"k": args.k, "seed": 0, **overrides})
+    return CollectConfig(**{"n": args.k, "seed": 0, **overrides})
 
 
 def within_budget(rollouts: list[Rollout], tree_tokens: list[int], budget: int) -> tuple[list[Rollout], int]:

@@ -2,7 +2,7 @@
 
     python benchmarks/prm_pool_eval.py EVAL.jsonl PRM [PRM ...] [--problems 30] [--out results.json]
 
-EVAL.jsonl is a labelled pool from `tdrm prm collect --split eval --k 64` (never training problems); each PRM is
+EVAL.jsonl is a labelled pool from `tdrm prm collect --split eval -n 64` (never training problems); each PRM is
 "lab", "oracle" or a folder, scored on transformers. Prints one JSON line per PRM after the no-verifier references
 (majority vote and pass@n on the same pools) and writes them all to --out.
 """

@@ -6,8 +6,8 @@
 One process, one vLLM engine (policy; the PRM shares it when it is the policy's head), so every ratio is measured
 side by side under the same load. Writes benchmarks/results/search_cost_<model>.json and prints the table.
 The baseline is the paper's way: one `LLM.generate` call per expanded node (text prompt) and the full path
-rescored one sequence at a time with no prefix-cache reads. It runs through the engine's scheduler, which scores
-identical sibling paths once, so its PRM cost here is, if anything, lower than the paper's code would pay.
+rescored one sequence at a time with no prefix-cache reads. It runs through the engine's expansion step, which
+scores identical sibling paths once, so its PRM cost here is, if anything, lower than the paper's code would pay.
 The transformers check (a deep beam with bounded and unbounded key/value stores; on the lab, the lab PRM on
 transformers too, so it also shows token-granular prefix reuse in scoring) runs in subprocesses of its own.
 """
@@ -116,7 +116,7 @@ def summarize(name: str, n: int, results, prm, started_rss: float) -> dict:
         **total,
         "prm_unique_tokens": prm_unique,
         "accuracy": sum(graded) / len(graded) if graded else None,
-        "max_depth": max(d["depth"] for r in results for _, d in r.tree.nodes(data=True)),
+        "max_depth": max(node.depth for r in results for node in r.tree.nodes),
         "wall_s": wall,
         "generate_s": gen_s,
         "score_s": score_s,

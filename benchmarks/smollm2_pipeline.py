@@ -49,7 +49,7 @@ def main() -> None:
     policy = load_policy("smollm2", backend="vllm")
     stage("load_policy")
     train = load_dataset("gsm8k", DATA / "gsm8k_train.jsonl", limit=args.trees)
-    cfg = CollectConfig(method="beam", k=args.k, max_tokens=args.max_tokens)
+    cfg = CollectConfig(method="beam", n=args.k, max_tokens=args.max_tokens)
     rollouts, stats = collect(train, policy, cfg)
     stage("collect", trees=stats.trees, nodes=stats.nodes, rollouts=len(rollouts), tokens=stats.rollout_tokens)
     run = args.work / "prm"

@@ -77,7 +77,7 @@ def run(name: str, problems, policy, scorer, prm, n: int, args) -> dict:
         "computed_vs_trie": (given - cached) / trie,
         "score_s": results[0].stats["score_s"],
         "wall_s": wall,
-        "max_depth": max(d["depth"] for r in results for _, d in r.tree.nodes(data=True)),
+        "max_depth": max(node.depth for r in results for node in r.tree.nodes),
         "steps": [[list(c.steps) for c in r.candidates] for r in results],
     }
     print(f"  {name} n={n}: {wall:.1f}s", flush=True)

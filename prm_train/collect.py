@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import networkx as nx
 from tqdm.auto import tqdm
 
 from prm_train.config import CollectConfig
@@ -52,25 +51,25 @@ def default_labeler(problem: Problem) -> Labeler | None:
 
 def tree_rollouts(result: SearchResult, tree: int, grader: Grader) -> list[Rollout]:
     """Every finished leaf of one search tree as a rollout: the root-to-leaf path, graded."""
-    g, problem = result.tree, result.problem
+    search_tree, problem = result.tree, result.problem
     labeler = default_labeler(problem)
     out = []
-    for leaf in sorted(n for n, d in g.nodes(data=True) if d["terminal"] is not None):
-        path = nx.shortest_path(g, ROOT, leaf)[1:]
-        texts = [g.nodes[i]["text"] for i in path]
+    for leaf in search_tree.leaves():
+        path = search_tree.path(leaf)
+        texts = search_tree.steps(leaf)
         if not "".join(texts).strip():
             continue
         out.append(
             Rollout(
                 problem=problem,
                 steps=texts,
-                step_tokens=[g.nodes[i]["num_tokens"] for i in path],
+                step_tokens=[len(search_tree.nodes[i].token_ids) for i in path],
                 outcome=grader(problem, "".join(texts)),
-                finish=g.nodes[leaf]["terminal"],
+                finish=search_tree.nodes[leaf].terminal,
                 labels=labeler(problem, texts) if labeler else None,
                 tree=tree,
                 nodes=path,
-                values=[g.nodes[i]["score"] for i in path],
+                values=search_tree.step_values(leaf),
             )
         )
     return out
@@ -92,7 +91,7 @@ def collect(
     for c in tqdm(chunks, desc=f"{cfg.method} trees", disable=not progress, leave=False):
         batch = list(problems[c : c + cfg.batch_problems])
         seed = cfg.seed * 1_000_003 + c
-        results.extend(search_batch(batch, policy, prm, cfg.method, cfg.k, seed, **cfg.search_options()))
+        results.extend(search_batch(batch, policy, prm, cfg.method, cfg.n, seed, **cfg.search_options()))
     for tree, result in enumerate(results):
         stats.trees += 1
         stats.nodes += result.stats["nodes"]
@@ -107,30 +106,33 @@ def collect(
     return rollouts, stats
 
 
-def prefix_key(result: SearchResult, rollout: Rollout, t: int) -> tuple[int, ...]:
-    """The generated ids through step t: identical prefixes (siblings that sampled the same text) share completions."""
-    return tuple(x for i in rollout.nodes[: t + 1] for x in result.tree.nodes[i]["token_ids"])
+def add_monte_carlo(
+    rollouts, results: list[SearchResult], policy: Policy, cfg: CollectConfig, grader: Grader, stats, progress
+) -> None:
+    """Successes out of m completions from every distinct non-terminal prefix, written into each rollout. A prefix is
+    its ids in the tree (`Tree.prefix_ids`), so siblings that sampled the same text share completions."""
 
+    def key(r: Rollout, t: int) -> tuple[int, tuple[int, ...]]:
+        return r.tree, results[r.tree].tree.prefix_ids(r.nodes[t])
 
-def add_monte_carlo(rollouts, results, policy: Policy, cfg: CollectConfig, grader: Grader, stats, progress) -> None:
-    """Successes out of m completions from every distinct non-terminal prefix, written into each rollout."""
-    keys = sorted({(r.tree, prefix_key(results[r.tree], r, t)) for r in rollouts for t in range(len(r.steps) - 1)})
+    keys = sorted({key(r, t) for r in rollouts for t in range(len(r.steps) - 1)})
     stats.mc_prefixes = len(keys)
     counts = {}
     for c in tqdm(range(0, len(keys), 512), desc="MC completions", disable=not progress, leave=False):
         chunk = keys[c : c + 512]
         requests = []
         for tree, ids in chunk:
-            prompt = results[tree].tree.nodes[ROOT]["token_ids"]
-            budget = max(1, min(cfg.max_tokens - len(ids), policy.max_model_len - len(prompt) - len(ids)))
-            requests.append(SampleRequest(tuple(prompt) + ids, cfg.mc_samples, budget, cfg.temperature, cfg.top_p))
+            generated = len(ids) - len(results[tree].tree.nodes[ROOT].token_ids)  # the root holds the prompt
+            budget = max(1, min(cfg.max_tokens - generated, policy.max_model_len - len(ids)))
+            requests.append(SampleRequest(ids, cfg.mc_samples, budget, cfg.temperature, cfg.top_p))
         out = policy.generate(requests, cfg.seed * 1_000_003 + 999_983 + stats.generate_calls)
         stats.generate_calls += 1
         for (tree, ids), samples in zip(chunk, out.samples, strict=True):
-            head = policy.decode(list(ids))
+            prompt = len(results[tree].tree.nodes[ROOT].token_ids)
+            head = policy.decode(list(ids[prompt:]))
             stats.mc_tokens += sum(len(s.token_ids) for s in samples)
             problem = results[tree].problem
             counts[(tree, ids)] = sum(grader(problem, head + policy.decode(s.token_ids)) for s in samples)
     for r in rollouts:
-        r.mc_success = [counts[(r.tree, prefix_key(results[r.tree], r, t))] for t in range(len(r.steps) - 1)]
+        r.mc_success = [counts[key(r, t)] for t in range(len(r.steps) - 1)]
         r.mc_samples = cfg.mc_samples

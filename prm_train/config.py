@@ -35,7 +35,9 @@ class TrainConfig:
 @dataclass(frozen=True)
 class CollectConfig:
     method: str = field(default="best_of_n", metadata={"choices": METHODS, "help": "search method that builds trees"})
-    k: int = field(default=8, metadata={"help": "search budget n per problem (finished solutions per tree)"})
+    n: int = field(
+        default=8, metadata={"flag": "-n", "help": "search budget n per problem (finished solutions per tree)"}
+    )
     temperature: float = field(default=0.8, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     max_tokens: int = field(default=256, metadata={"help": "generated tokens per solution"})
@@ -47,8 +49,8 @@ class CollectConfig:
     batch_problems: int = field(default=64, metadata={"help": "problems per search_batch call"})
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.mc_samples < 0 or self.max_tokens < 1 or self.batch_problems < 1:
-            raise ValueError(f"need k >= 1, mc_samples >= 0, max_tokens >= 1, batch_problems >= 1; got {self}")
+        if self.n < 1 or self.mc_samples < 0 or self.max_tokens < 1 or self.batch_problems < 1:
+            raise ValueError(f"need n >= 1, mc_samples >= 0, max_tokens >= 1, batch_problems >= 1; got {self}")
 
     def search_options(self) -> dict:
         return dict(

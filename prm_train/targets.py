@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prm_train.data import Rollout
+from tdrm_search.tree import ROOT, Tree
 
 KINDS = ("outcome", "exact", "mc_hard", "mc_soft", "td0", "nstep", "td_lambda", "tree_mc", "tree_td0")
 BOOTSTRAPPED = ("td0", "nstep", "td_lambda", "tree_td0")
@@ -197,19 +198,30 @@ def tree_td0_targets(
     return out
 
 
-def tree_structure(rollouts: Sequence[Rollout]) -> tuple[dict[int, list[int]], dict[int, float]]:
-    """The children of every node and the outcome of every finished leaf, from the rollouts of one tree."""
-    children: dict[int, list[int]] = defaultdict(list)
-    outcomes: dict[int, float] = {}
+def rollout_tree(rollouts: Sequence[Rollout]) -> tuple[Tree, list[int]]:
+    """The search tree the rollouts of one tree were cut from, as a `Tree` again (a rollout file keeps paths, not
+    trees): one node per distinct node id, with its step text and finished leaves ended (token ids are not kept), and
+    each tree node's id in the rollouts (-1 for the root, the prompt, which has no step of its own)."""
+    tree = Tree.new(rollouts[0].problem, [])
+    ids, node_of = [-1], {-1: ROOT}
     for r in rollouts:
-        path = [-1, *r.nodes]  # -1: the root (the prompt), which has no step of its own
-        for parent, child in zip(path, path[1:], strict=False):
-            if child not in children[parent]:
-                children[parent].append(child)
-        outcomes[r.nodes[-1]] = float(r.outcome)
-    for leaf in outcomes:
-        children.pop(leaf, None)
-    return dict(children), outcomes
+        parent = ROOT
+        for u, text in zip(r.nodes, r.steps, strict=True):
+            if u not in node_of:
+                node_of[u] = tree.add(parent, [], text)
+                ids.append(u)
+            parent = node_of[u]
+        tree.end(parent, r.finish, None)
+    return tree, ids
+
+
+def tree_structure(rollouts: Sequence[Rollout]) -> tuple[dict[int, list[int]], dict[int, float]]:
+    """The children of every node and the outcome of every finished leaf, by node id, from the rollouts of one tree:
+    `rollout_tree`'s children."""
+    tree, ids = rollout_tree(rollouts)
+    outcomes = {r.nodes[-1]: float(r.outcome) for r in rollouts}
+    children = {ids[u]: [ids[c] for c in n.children] for u, n in enumerate(tree.nodes) if n.children}
+    return {u: kids for u, kids in children.items() if u not in outcomes}, outcomes
 
 
 def tree_targets(

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from tdrm_search.aggregate import AGGREGATIONS, SELECTIONS
 from tdrm_search.stopping import STOPS, check_stop
+from tdrm_search.strategies import STRATEGIES
 
-METHODS = ("greedy", "best_of_n", "beam", "dvts", "mcts", "particle_filter")
+METHODS = tuple(STRATEGIES)  # the search methods: the strategy registry's names
 ALLOCATIONS = ("value", "even")
 PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
 POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations")

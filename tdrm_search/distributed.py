@@ -10,7 +10,7 @@ that fails twice is recorded as failed with the reason (a bench run) or raises (
 on. No replica is started in a dead one's place; when none is left, the run stops with an error (the results file
 keeps every record written, and re-running resumes).
 
-Reproducibility: every request carries a seed drawn from the run's seed and its problem (`scheduler.request_seed`),
+Reproducibility: every request carries a seed drawn from the run's seed and its problem (`expansion.request_seed`),
 so on backends that seed a request (transformers, vLLM on a GPU) a problem's samples never depend on its chunk or
 replica. vLLM on CPU seeds a whole generate call instead (per-request seeds crash its sampler), so there a chunk is
 the unit of seeding. Chunk boundaries depend on the grid and batch size only (`bench.plan`), so 1 or K replicas,

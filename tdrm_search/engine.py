@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 
 from tdrm_search.aggregate import aggregate, answer_key, select
 from tdrm_search.config import SearchConfig
+from tdrm_search.expansion import Expander, Job
 from tdrm_search.policies.base import Policy
 from tdrm_search.prms.base import PRM
-from tdrm_search.scheduler import Job, Scheduler
 from tdrm_search.stopping import consensus
 from tdrm_search.strategies import STRATEGIES
 from tdrm_search.tree import Tree
@@ -57,7 +57,8 @@ def solutions(tree: Tree, cfg: SearchConfig) -> tuple[list[Trajectory], Trajecto
     return candidates, select(candidates, cfg.selection)
 
 
-def finish(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> SearchResult:
+def search_result(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> SearchResult:
+    """A finished search as its SearchResult: the solutions, the chosen one, the counters and the tree itself."""
     candidates, best = solutions(tree, cfg)
     out = {key: stats.get(key, 0) for key in STAT_KEYS}
     out.update(
@@ -72,7 +73,7 @@ def finish(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> Sear
         answer=best.answer if best else None,
         best=best,
         candidates=candidates,
-        tree=tree.to_networkx(),
+        tree=tree,
         stats=out,
         method=cfg.method,
     )
@@ -97,12 +98,13 @@ def search_iter(
     if isinstance(problems, (str, Problem)):
         raise ValueError("search_iter and search_batch take a list of problems; use search() for one")
     trees = [new_tree(as_problem(p, i), policy, i) for i, p in enumerate(problems)]
-    return rounds(trees, Scheduler(policy, prm, cfg))
+    return lockstep(trees, Expander(policy, prm, cfg))
 
 
-def rounds(trees: list[Tree], scheduler: Scheduler) -> Iterator[Round]:
-    """The driver loop of `search_iter`: every problem's strategy in lockstep over one scheduler."""
-    cfg = scheduler.config
+def lockstep(trees: list[Tree], expander: Expander) -> Iterator[Round]:
+    """The driver loop of `search_iter`: every problem's strategy in lockstep, each round one expansion of every
+    live problem's requests."""
+    cfg = expander.config
     stats = [Counter() for _ in trees]
     strategies = [STRATEGIES[cfg.method](tree, cfg) for tree in trees]
     started = time.perf_counter()
@@ -123,7 +125,7 @@ def rounds(trees: list[Tree], scheduler: Scheduler) -> Iterator[Round]:
 
     while pending := {i: asks for i, asks in pending.items() if asks}:
         jobs = [(i, Job(trees[i], ask, stats[i])) for i, asks in pending.items() for ask in asks]
-        leaves = scheduler.run([job for _, job in jobs])
+        leaves = expander.expand([job for _, job in jobs])
         replies: dict[int, list] = {i: [] for i in pending}
         for (i, _), new in zip(jobs, leaves, strict=True):
             replies[i].append(new)
@@ -135,14 +137,14 @@ def rounds(trees: list[Tree], scheduler: Scheduler) -> Iterator[Round]:
                 strategies[i].close()
                 pending[i], stats[i]["stopped_early"] = None, 1
         if any(pending.values()):
-            yield Round(scheduler.rounds, snapshot())
+            yield Round(expander.generate_calls, snapshot())
     wall_s = time.perf_counter() - started
-    results = [finish(tree, cfg, s, wall_s) for tree, s in zip(trees, stats, strict=True)]
-    yield Round(scheduler.rounds, snapshot(), results)
+    results = [search_result(tree, cfg, s, wall_s) for tree, s in zip(trees, stats, strict=True)]
+    yield Round(expander.generate_calls, snapshot(), results)
 
 
 def tally(tree: Tree, cfg: SearchConfig) -> dict:
-    """The vote over a problem's finished solutions so far: the answer `finish` would pick now, its support, the
+    """The vote over a problem's finished solutions so far: the answer `search_result` would pick now, its support, the
     number of solutions, and the stopping rule's P(leading answer beats the runner-up)."""
     candidates, best = solutions(tree, cfg)
     answer = best.answer if best else None

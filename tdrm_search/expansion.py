@@ -1,4 +1,5 @@
-"""One expansion round: the frontier of every problem goes into one generate call and one scoring call."""
+"""The expansion step: the nodes every problem's strategy asked to expand go into one generate call, the new steps
+into the trees, and every new step into one scoring call."""
 
 from __future__ import annotations
 
@@ -36,19 +37,20 @@ def per_tree(jobs) -> list[Counter]:
     return list({id(job.stats): job.stats for job in jobs}.values())
 
 
-class Scheduler:
-    """Runs expansion rounds for many trees at once against one policy and one PRM."""
+class Expander:
+    """Expands the nodes of many trees at once against one policy and one PRM: generate, split into steps, end
+    finished paths, score."""
 
     def __init__(self, policy: Policy, prm: PRM, config: SearchConfig):
         self.policy, self.prm, self.config = policy, prm, config
-        self.rounds = 0
+        self.generate_calls = 0  # expansions run so far (one generate call each)
 
     def token_budget(self, tree: Tree, node: int, whole: bool) -> int:
         cfg = self.config
         left = min(cfg.max_tokens - tree.generated_tokens(node), self.policy.max_model_len - len(tree.prefix_ids(node)))
         return left if whole else min(left, cfg.max_step_tokens)
 
-    def run(self, jobs: list[Job]) -> list[list[int]]:
+    def expand(self, jobs: list[Job]) -> list[list[int]]:
         """Expand every job's node; return, per job, the last new node of each sample (scored)."""
         cfg = self.config
         nth = Counter()  # a request's place among its tree's requests this round
@@ -67,9 +69,9 @@ class Scheduler:
             )
             nth[id(job.tree)] += 1
         started = time.perf_counter()
-        out = self.policy.generate(requests, seed=cfg.seed * 1_000_003 + self.rounds)
+        out = self.policy.generate(requests, seed=cfg.seed * 1_000_003 + self.generate_calls)
         generate_s = time.perf_counter() - started
-        self.rounds += 1
+        self.generate_calls += 1
         leaves = []
         for job, samples, prompt, cached in zip(
             jobs, out.samples, out.prompt_tokens, out.cached_prompt_tokens, strict=True
@@ -89,16 +91,16 @@ class Scheduler:
         for i, ids in enumerate(pieces):
             node = tree.add(node, ids, self.policy.decode(ids))
             last = i == len(pieces) - 1
-            self.mark_terminal(tree, node, sample.finish if last else "stop")
+            self.end_if_finished(tree, node, sample.finish if last else "stop")
             if tree.nodes[node].terminal:
                 break
         return node
 
-    def mark_terminal(self, tree: Tree, node: int, finish: str) -> None:
+    def end_if_finished(self, tree: Tree, node: int, finish: str) -> None:
         n = tree.nodes[node]
         kind = ending(n.text, finish, self.token_budget(tree, node, whole=True), n.depth, self.config.max_steps)
         if kind:
-            tree.finish(node, kind, final_answer(n.text, "".join(tree.steps(node))))
+            tree.end(node, kind, final_answer(n.text, "".join(tree.steps(node))))
 
     def score(self, jobs: list[Job], leaves: list[list[int]]) -> None:
         """One PRM call for every new step; values already known are never recomputed, and identical

@@ -1,4 +1,4 @@
-"""The one step splitter. Search (the scheduler), PRM training data (`prm_train.collect`) and RL rewards
+"""The one step splitter. Search (the expansion step), PRM training data (`prm_train.collect`) and RL rewards
 (`rl_bridge.reward`) all cut a solution into steps here, so a PRM meets at search time the steps it was trained on.
 
 A step ends with the delimiter (kept with the step it ends). A white-space-only piece is no step of its own: it

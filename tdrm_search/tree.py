@@ -3,16 +3,19 @@
 As in mctx, every node keeps its value explicitly (`value`: the PRM's V(s) of the prefix ending at that
 step) next to search statistics (`visits`, `value_sum`), so a finished tree is a set of scored transitions
 that `prm_train` can turn into TD targets directly. Only the tree's own methods write it: `add`, `set_value`,
-`finish` and `backup`.
+`end` and `backup`. A tree is plain data (picklable: it crosses processes and Ray replicas as is); `to_networkx` is
+the one place it becomes a graph, for drawing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from tdrm_search.types import FINISH_KINDS, Problem
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 ROOT = 0
 
@@ -50,7 +53,7 @@ class Tree:
         """The PRM's value of the prefix ending at `node`."""
         self.nodes[node].value = float(value)
 
-    def finish(self, node: int, terminal: str, answer: str | None) -> None:
+    def end(self, node: int, terminal: str, answer: str | None) -> None:
         """End the path at `node`, for reason `terminal`, with the answer it gives."""
         if terminal not in FINISH_KINDS:
             raise ValueError(f"unknown finish kind {terminal!r}; one of {FINISH_KINDS}")
@@ -98,6 +101,9 @@ class Tree:
         return sum(len(n.token_ids) for n in self.nodes)
 
     def to_networkx(self) -> nx.DiGraph:
+        """The tree as a networkx graph (for drawing): one node per step with its fields as attributes."""
+        import networkx as nx
+
         graph = nx.DiGraph()
         for i, n in enumerate(self.nodes):
             graph.add_node(
@@ -105,7 +111,7 @@ class Tree:
                 text=n.text,
                 token_ids=list(n.token_ids),
                 num_tokens=len(n.token_ids),
-                score=n.value,
+                value=n.value,
                 depth=n.depth,
                 terminal=n.terminal,
                 answer=n.answer,
@@ -116,11 +122,11 @@ class Tree:
         return graph
 
 
-def distinct_paths(graph: nx.DiGraph) -> set[tuple[str, ...]]:
-    """The step texts from the root to every node of an exported tree, each distinct path once (siblings that
-    sampled the same text are one path, and the engine scores them once)."""
+def distinct_paths(tree: Tree) -> set[tuple[str, ...]]:
+    """The step texts from the root to every node, each distinct path once (siblings that sampled the same text are
+    one path, and the engine scores them once)."""
     texts: dict[int, tuple[str, ...]] = {ROOT: ()}
-    for node in nx.topological_sort(graph):
-        for child in graph.successors(node):
-            texts[child] = texts[node] + (graph.nodes[child]["text"],)
+    for i, n in enumerate(tree.nodes):  # a parent is always added before its children
+        if n.parent is not None:
+            texts[i] = texts[n.parent] + (n.text,)
     return {path for node, path in texts.items() if node != ROOT}

@@ -17,7 +17,7 @@ from pathlib import Path
 import networkx as nx
 
 from tdrm_search.grading import GradingTimeout, check_equivalent
-from tdrm_search.tree import ROOT
+from tdrm_search.tree import ROOT, Node, Tree
 from tdrm_search.types import SearchResult
 
 FORMATS = (".html", ".svg", ".png")
@@ -80,21 +80,21 @@ def tidy_layout(graph: nx.DiGraph, root: int = ROOT) -> dict[int, tuple[float, f
     return pos
 
 
-def grade_answers(graph: nx.DiGraph, gold: str | None) -> dict[int, bool | None]:
+def grade_answers(tree: Tree, gold: str | None) -> dict[int, bool | None]:
     """Each final node's answer against `gold` (a path that ended without an answer is wrong); None where there is
     no reference or the comparison timed out. Each distinct answer is graded once."""
-    finals = [n for n, d in graph.nodes(data=True) if d["terminal"] is not None]
+    finals = tree.leaves()
     if gold is None:
         return dict.fromkeys(finals)
     right: dict[str | None, bool | None] = {None: False}
     for node in finals:
-        answer = graph.nodes[node]["answer"]
+        answer = tree.nodes[node].answer
         if answer not in right:
             try:
                 right[answer] = check_equivalent(answer, gold, GRADE_TIMEOUT_S)
             except GradingTimeout:
                 right[answer] = None
-    return {node: right[graph.nodes[node]["answer"]] for node in finals}
+    return {node: right[tree.nodes[node].answer] for node in finals}
 
 
 def _hover(text: str, width: int = 80) -> str:
@@ -102,38 +102,37 @@ def _hover(text: str, width: int = 80) -> str:
     return "<br>".join(html.escape(line) for line in lines)
 
 
-def _node_hover(data: dict, correct: bool | None, question: str) -> str:
-    if data["depth"] == 0:
+def _node_hover(node: Node, correct: bool | None, question: str) -> str:
+    if node.depth == 0:
         return "<b>question</b><br>" + _hover(question)
-    value = "not scored" if data["score"] is None else f"{data['score']:.3f}"
-    visits = f", {data['visits']} visits" if data["visits"] else ""
-    facts = [f"<b>step {data['depth']}</b>  PRM value {value}  ({data['num_tokens']} tokens{visits})"]
-    if data["terminal"] is not None:
+    value = "not scored" if node.value is None else f"{node.value:.3f}"
+    visits = f", {node.visits} visits" if node.visits else ""
+    facts = [f"<b>step {node.depth}</b>  PRM value {value}  ({len(node.token_ids)} tokens{visits})"]
+    if node.terminal is not None:
         verdict = "" if correct is None else "  right" if correct else "  wrong"
-        facts.append(f"<b>final</b> ({data['terminal']}): answer {html.escape(str(data['answer']))}{verdict}")
-    return "<br>".join(facts) + "<br>" + _hover(data["text"])
+        facts.append(f"<b>final</b> ({node.terminal}): answer {html.escape(str(node.answer))}{verdict}")
+    return "<br>".join(facts) + "<br>" + _hover(node.text)
 
 
 def drawing(result: SearchResult) -> Drawing:
     """What to draw of `result`'s tree, for any renderer."""
-    graph = result.tree
-    if ROOT not in graph:
-        raise ValueError(f"the {result.method} result of {result.problem.question[:40]!r} has no search tree to draw")
+    tree = result.tree
+    graph = tree.to_networkx()
     pos = tidy_layout(graph)
-    chosen = set(nx.shortest_path(graph, ROOT, result.best.node)) if result.best is not None else set()
-    correct = grade_answers(graph, result.problem.answer)
+    chosen = {ROOT, *tree.path(result.best.node)} if result.best is not None else set()
+    correct = grade_answers(tree, result.problem.answer)
     nodes = [
         DrawnNode(
-            id=node,
-            x=pos[node][0],
-            y=pos[node][1],
-            value=data["score"],
-            chosen=node in chosen,
-            correct=correct.get(node),
-            hover=_node_hover(data, correct.get(node), result.problem.question),
-            label=textwrap.shorten(data["text"], LABEL_CHARS, placeholder="...") if node in chosen else "",
+            id=i,
+            x=pos[i][0],
+            y=pos[i][1],
+            value=node.value,
+            chosen=i in chosen,
+            correct=correct.get(i),
+            hover=_node_hover(node, correct.get(i), result.problem.question),
+            label=textwrap.shorten(node.text, LABEL_CHARS, placeholder="...") if i in chosen else "",
         )
-        for node, data in graph.nodes(data=True)
+        for i, node in enumerate(tree.nodes)
     ]
     gold = "" if result.problem.answer is None else f", reference {result.problem.answer}"
     return Drawing(

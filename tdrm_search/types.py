@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import networkx as nx
+    from tdrm_search.tree import Tree
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class SearchResult:
     answer: str | None
     best: Trajectory | None
     candidates: list[Trajectory]
-    tree: nx.DiGraph
+    tree: Tree  # the search tree itself (plain data); `tree.to_networkx()` for a graph
     stats: dict[str, float]
     method: str
 

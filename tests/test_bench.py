@@ -16,11 +16,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import networkx as nx
 import orjson
 import pytest
 
 from tdrm_search.bench import Grid, RecordLog, plot, record_key, run_bench, summarize
+from tdrm_search.tree import Tree
 from tdrm_search.types import Problem, SearchResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def standin_search(batch, policy, prm, method="beam", n=4, seed=0, delay=0.0, an
     for p in batch:
         chosen = answer or (p.answer if int(p.answer) % 2 == 0 else "-1")
         stats = {"generated_tokens": 10 * n, "prompt_tokens": 5, "wall_s": delay}
-        results.append(SearchResult(p, chosen, None, [], nx.DiGraph(), stats, method))
+        results.append(SearchResult(p, chosen, None, [], Tree.new(p, [0]), stats, method))
     return results
 
 
@@ -203,7 +203,7 @@ def test_records_carry_the_no_verifier_references_of_their_own_candidates():
         return Trajectory([answer], [score], score, answer, "answer", 3, 1)
 
     cands = [cand("3", 0.1), cand("3", 0.2), cand("5", 0.9), cand(None, 0.0)]
-    result = SearchResult(Problem("q", "3"), "5", cands[2], cands, nx.DiGraph(), {}, "best_of_n")
+    result = SearchResult(Problem("q", "3"), "5", cands[2], cands, Tree.new(Problem("q", "3"), [0]), {}, "best_of_n")
     assert grade_candidates(result, "3", 10.0) == {"correct": False, "majority_correct": True, "pass_correct": True}
     assert grade_candidates(result, "7", 10.0) == {"correct": False, "majority_correct": False, "pass_correct": False}
     assert grade_candidates(result, None, 10.0)["majority_correct"] is None
@@ -227,7 +227,7 @@ def test_records_carry_the_no_verifier_references_of_their_own_candidates():
 
 def texted_search(batch, policy, prm, method="beam", n=4, seed=0, **options):
     """Each solution states its (right) answer only as the last number of a sentence, as GSM8K models often do."""
-    from tdrm_search.tree import ROOT, Tree
+    from tdrm_search.tree import ROOT
     from tdrm_search.types import Trajectory
 
     results = []
@@ -235,9 +235,9 @@ def texted_search(batch, policy, prm, method="beam", n=4, seed=0, **options):
         steps = ["She sells 9 eggs at $2 each.\n\n", f"So she makes ${p.answer} every day."]
         tree = Tree.new(p, [0])
         leaf = tree.add(tree.add(ROOT, [1], steps[0]), [2], steps[1])
-        tree.finish(leaf, "eos", None)
+        tree.end(leaf, "eos", None)
         best = Trajectory(steps, [0.5, 0.5], 0.5, None, "eos", 20, leaf)  # the engine's strict reading: no answer
-        results.append(SearchResult(p, None, best, [best], tree.to_networkx(), {"generated_tokens": 20}, method))
+        results.append(SearchResult(p, None, best, [best], tree, {"generated_tokens": 20}, method))
     return results
 
 
@@ -282,7 +282,7 @@ def test_a_policy_chooses_again_by_the_searchs_selection():
         cand("she makes $3 daily", 0.3, None),
         cand("The answer is 5.", 0.9, "5"),
     ]
-    result = SearchResult(Problem("q", "3"), "5", cands[2], cands, nx.DiGraph(), {}, "best_of_n")
+    result = SearchResult(Problem("q", "3"), "5", cands[2], cands, Tree.new(Problem("q", "3"), [0]), {}, "best_of_n")
 
     def graded(policy: str) -> tuple:
         g = grade_extraction(result, policy, "argmax", "3", 10.0)

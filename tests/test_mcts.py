@@ -32,9 +32,9 @@ def test_copies_of_a_step_are_one_option_with_the_share_of_samples_as_prior():
 def test_an_exhausted_node_samples_again_until_that_brings_nothing_new():
     policy = CopyPolicy()
     r = search("Q?", policy, StepPRM(), method="mcts", n=16, parallel=1)
-    depth = {d["depth"]: [] for _, d in r.tree.nodes(data=True)}
-    for node, d in r.tree.nodes(data=True):
-        depth[d["depth"]].append(node)
+    depth = {n.depth: [] for n in r.tree.nodes}
+    for node, n in enumerate(r.tree.nodes):
+        depth[n.depth].append(node)
     # root, step 1 and step 2 expanded once each; step 2 (whose answers are all finished) is widened once and brings
     # only copies, so it is exhausted; then step 1, then the root are widened once each, with the same result
     assert [len(prefix) for prefix, _ in policy.requests] == [1, 2, 3, 3, 2, 1]
@@ -46,8 +46,8 @@ def test_parallel_mcts_batches_simulations_and_leaves_no_virtual_loss():
     runs = {p: search("Q?", StepPolicy(), StepPRM(), method="mcts", n=16, simulations=12, parallel=p) for p in (1, 4)}
     assert runs[4].stats["generate_calls"] < runs[1].stats["generate_calls"]
     for r in runs.values():
-        tree, simulations = r.tree, r.tree.nodes[0]["visits"]
-        children_visits = sum(tree.nodes[c]["visits"] - 1 for c in tree.successors(0))  # each child starts at 1
+        tree, simulations = r.tree, r.tree.nodes[0].visits
+        children_visits = sum(tree.nodes[c].visits - 1 for c in tree.nodes[0].children)  # each child starts at 1
         assert 1 < simulations <= 12
         assert children_visits == simulations - 1  # every backup but the root's own expansion, none virtual
 

@@ -71,7 +71,7 @@ def test_tree_targets_need_trees():
 @pytest.fixture(scope="module")
 def beam_trees(vllm_lab_policy):
     problems = lab.generate_problems(3, seed=lab.train_seed(5))
-    cfg = CollectConfig(method="beam", k=4, mc_samples=2, seed=3)
+    cfg = CollectConfig(method="beam", n=4, mc_samples=2, seed=3)
     return problems, collect(problems, vllm_lab_policy, cfg, prm=OraclePRM(), progress=False)
 
 
@@ -108,7 +108,7 @@ def test_cli_collects_gsm8k_train_problems_and_refuses_a_hub_test_split(tmp_path
     if not train.exists():
         pytest.skip(f"real data {train} is absent (the shared data folder lives beside the repository)")
     out = tmp_path / "gsm8k.jsonl"
-    args = ["prm", "collect", "--dataset", f"gsm8k={train}", "--problems", "2", "--k", "2", "--max-tokens", "24"]
+    args = ["prm", "collect", "--dataset", f"gsm8k={train}", "--problems", "2", "-n", "2", "--max-tokens", "24"]
     done = tdrm(*args, "--backend", "hf", "--out", str(out))
     assert done.returncode == 0, done.stderr
     rows = [orjson.loads(line) for line in out.read_text().splitlines()]

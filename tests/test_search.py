@@ -51,8 +51,8 @@ def test_every_method_respects_budget_and_keeps_an_explicit_tree(policy, lab_pro
             assert len(t.steps) == len(t.step_scores) >= 1
             assert all(v in (0.0, 1.0) for v in t.step_scores)  # the oracle's values
             assert t.score == t.step_scores[-1]  # default aggregation: last
-            assert r.tree.nodes[t.node]["terminal"] == t.finish
-        scored = [d["score"] for _, d in r.tree.nodes(data=True) if d["depth"] > 0]
+            assert r.tree.nodes[t.node].terminal == t.finish
+        scored = [n.value for n in r.tree.nodes if n.depth > 0]
         assert scored and all(s is not None for s in scored)
         assert r.stats["prm_calls"] >= 1 and r.stats["generate_calls"] >= 1
 
@@ -116,14 +116,14 @@ class CountingPRM(OraclePRM):
 def test_identical_sibling_steps_are_scored_once(hf_lab_policy, lab_problems):
     prm = CountingPRM()
     r = search(lab_problems[0], hf_lab_policy, prm, method="beam", n=4, beam_width=1, temperature=0.0)
-    steps = {d["depth"]: d["text"] for _, d in r.tree.nodes(data=True) if d["depth"]}
+    steps = {n.depth: n.text for n in r.tree.nodes if n.depth}
     assert len(prm.paths) == len(set(prm.paths)) == len(steps)  # greedy: the 4 siblings of a round are one path
-    assert all(d["score"] is not None for _, d in r.tree.nodes(data=True) if d["depth"])
+    assert all(n.value is not None for n in r.tree.nodes if n.depth)
 
 
 def test_beam_width_one_is_greedy_step_search(policy, lab_problems):
     r = search(lab_problems[1], policy, OraclePRM(), method="beam", n=4, beam_width=1)
-    depths = Counter(d["depth"] for _, d in r.tree.nodes(data=True))
+    depths = Counter(n.depth for n in r.tree.nodes)
     assert all(count <= 4 for depth, count in depths.items() if depth > 0)  # k children of one node per depth
 
 

@@ -44,13 +44,13 @@ def test_prefix_caching_changes_no_greedy_step(vllm_lab_policy, uncached_lab_pol
 def test_counters_add_up(vllm_lab_policy, uncached_lab_policy, vllm_random_prm, lab_problems, cached):
     policy = vllm_lab_policy if cached else uncached_lab_policy
     for r in search_batch(lab_problems[:3], policy, vllm_random_prm, method="beam", n=8, beam_width=2, max_steps=6):
-        s, prompt_ids = r.stats, r.tree.nodes[0]["num_tokens"]
+        s, prompt_ids = r.stats, len(r.tree.nodes[0].token_ids)
         assert 0 <= s["cached_prompt_tokens"] <= s["prompt_tokens"]  # prompt = cached + computed, computed >= 0
         assert 0 <= s["prm_cached_tokens"] <= s["prm_tokens"]
         assert s["cached_prompt_tokens"] > 0 if cached else s["cached_prompt_tokens"] == 0
         # every generated token lands in exactly one node: the tree is the prompt plus what was sampled
         assert s["unique_tree_tokens"] == prompt_ids + s["generated_tokens"]
-        assert s["unique_tree_tokens"] == sum(d["num_tokens"] for _, d in r.tree.nodes(data=True))
+        assert s["unique_tree_tokens"] == sum(len(n.token_ids) for n in r.tree.nodes)
         assert s["generate_s"] + s["score_s"] <= s["wall_s"]
 
 

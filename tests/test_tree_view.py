@@ -6,6 +6,7 @@ browser test is skipped only where Chromium is absent outside CI; in CI it must 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import shutil
@@ -13,9 +14,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-import networkx as nx
 import pytest
 
+from tdrm_search.tree import Tree
 from tdrm_search.tree_view import drawing, tidy_layout, write_tree
 from tdrm_search.types import Problem
 
@@ -52,25 +53,31 @@ def browser():
 
 
 def test_tidy_layout_puts_depth_across_leaves_down_and_parents_between_their_children():
-    graph = nx.DiGraph([(0, 1), (0, 2), (1, 3), (1, 4), (2, 5)])
+    def tree(parents: list[int]) -> Tree:
+        out = Tree.new(Problem("q"), [0])
+        for parent in parents:
+            out.add(parent, [1], "step")
+        return out
+
+    graph = tree([0, 0, 1, 1, 2]).to_networkx()  # edges 0-1, 0-2, 1-3, 1-4, 2-5
     assert tidy_layout(graph) == {3: (2, 0), 4: (2, 1), 1: (1, 0.5), 5: (2, 2), 2: (1, 2), 0: (0, 1.25)}
-    chain = nx.DiGraph([(0, 1), (1, 2)])
-    assert tidy_layout(chain) == {0: (0, 0), 1: (1, 0), 2: (2, 0)}
+    assert tidy_layout(tree([0, 1]).to_networkx()) == {0: (0, 0), 1: (1, 0), 2: (2, 0)}
 
 
 def test_the_drawing_has_every_node_the_chosen_path_and_graded_answers(lab_result):
     tree, draw = lab_result.tree, drawing(lab_result)
-    assert [n.id for n in draw.nodes] == list(tree.nodes) and set(draw.edges) == set(tree.edges)
-    chosen = nx.shortest_path(tree, 0, lab_result.best.node)
+    assert [n.id for n in draw.nodes] == list(range(len(tree.nodes)))
+    assert set(draw.edges) == {(n.parent, i) for i, n in enumerate(tree.nodes) if n.parent is not None}
+    chosen = [0, *tree.path(lab_result.best.node)]
     assert sorted(n.id for n in draw.nodes if n.chosen) == sorted(chosen)
     assert len(draw.chosen_edges) == len(chosen) - 1
     assert all(n.label for n in draw.nodes if n.chosen and n.id != 0)
-    finals = {n.id: n.correct for n in draw.nodes if tree.nodes[n.id]["terminal"] is not None}
+    finals = {n.id: n.correct for n in draw.nodes if tree.nodes[n.id].terminal is not None}
     gold = lab_result.problem.answer
-    assert finals and finals == {i: tree.nodes[i]["answer"] == gold for i in finals}  # lab answers are integers
+    assert finals and finals == {i: tree.nodes[i].answer == gold for i in finals}  # lab answers are integers
     assert all(n.correct is None for n in draw.nodes if n.id not in finals)
     step = next(n for n in draw.nodes if n.id == chosen[1])
-    assert tree.nodes[step.id]["text"].strip().split()[0] in step.hover and "PRM value" in step.hover
+    assert tree.nodes[step.id].text.strip().split()[0] in step.hover and "PRM value" in step.hover
     positions = {(n.x, n.y) for n in draw.nodes}
     assert len(positions) == len(draw.nodes)  # no two nodes drawn on top of each other
 
@@ -87,17 +94,17 @@ def test_the_html_page_renders_offline_in_chromium_with_every_node(lab_result, b
     page.goto(path.as_uri())
     page.wait_for_selector("#tdrm-tree .scatterlayer path.point")
     drawn = page.locator("#tdrm-tree .scatterlayer path.point")
-    assert drawn.count() == lab_result.tree.number_of_nodes()
+    assert drawn.count() == len(lab_result.tree.nodes)
     right = sum(n.correct is True for n in drawing(lab_result).nodes)
     assert page.locator("#tdrm-tree .textpoint text", has_text="✓").count() == right
     assert errors == [] and [u for u in requests if not u.startswith("file:")] == []
     leaf = lab_result.best.node  # hovering the chosen answer's node shows its step text
-    assert all(d["score"] is not None for i, d in lab_result.tree.nodes(data=True) if i)  # points in node order
+    assert all(n.value is not None for n in lab_result.tree.nodes[1:])  # points in node order
     box = drawn.nth(leaf).bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_selector(".hoverlayer .hovertext")
     shown = page.locator(".hoverlayer .hovertext").text_content()  # SVG text: its lines joined without a break
-    assert "".join(lab_result.tree.nodes[leaf]["text"].split()) in "".join(shown.split())
+    assert "".join(lab_result.tree.nodes[leaf].text.split()) in "".join(shown.split())
     page.close()
 
 
@@ -106,8 +113,8 @@ def test_svg_and_png_pictures(lab_result, tmp_path):
     assert ET.parse(svg).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     png = write_tree(lab_result, tmp_path / "sub" / "tree.PNG")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    tree = lab_result.tree.copy()  # MATH-style text: dollar signs (matplotlib must not parse them) and markup
-    tree.nodes[nx.shortest_path(tree, 0, lab_result.best.node)[1]]["text"] = r"So $0 \le \theta < 2\pi$ <b>&"
+    tree = copy.deepcopy(lab_result.tree)  # MATH-style text: dollar signs (matplotlib must not parse them) and markup
+    tree.nodes[tree.path(lab_result.best.node)[0]].text = r"So $0 \le \theta < 2\pi$ <b>&"
     latex = Problem(r"Convert $(0,3)$ to polar coordinates, $0 \le \theta < 2 \pi$.", answer="24")
     latex_result = dataclasses.replace(lab_result, tree=tree, problem=latex)
     assert write_tree(latex_result, tmp_path / "latex.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,10 +8,14 @@ or evenly (`"even"`, search-and-learn's beam).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tdrm_search.aggregate import aggregate
-from tdrm_search.config import SearchConfig
 from tdrm_search.tree import ROOT, Tree
 from tdrm_search.types import Expand, Strategy
+
+if TYPE_CHECKING:
+    from tdrm_search.config import SearchConfig  # not at run time: config imports the strategies
 
 
 def split_budget(total: int, weights: list[float]) -> list[int]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from tdrm_search.config import SearchConfig
+from typing import TYPE_CHECKING
+
 from tdrm_search.tree import ROOT, Tree
 from tdrm_search.types import Expand, Strategy
+
+if TYPE_CHECKING:
+    from tdrm_search.config import SearchConfig  # not at run time: config imports the strategies
 
 
 def greedy(tree: Tree, cfg: SearchConfig) -> Strategy:

@@ -20,10 +20,13 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
-from tdrm_search.config import SearchConfig
 from tdrm_search.tree import ROOT, Tree
 from tdrm_search.types import Expand, Strategy
+
+if TYPE_CHECKING:
+    from tdrm_search.config import SearchConfig  # not at run time: config imports the strategies
 
 ChildScore = Callable[[Tree, int, int, float, float], float]  # (tree, parent, child, prior, c_puct) -> score
 

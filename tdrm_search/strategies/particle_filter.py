@@ -20,11 +20,14 @@ import math
 import random
 from collections import Counter
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 from tdrm_search.aggregate import aggregate
-from tdrm_search.config import SearchConfig
 from tdrm_search.tree import ROOT, Tree
 from tdrm_search.types import Expand, Strategy
+
+if TYPE_CHECKING:
+    from tdrm_search.config import SearchConfig  # not at run time: config imports the strategies
 
 EPS = 1e-6  # values are clipped to [EPS, 1 - EPS] before the logit, so 0 and 1 stay finite
 

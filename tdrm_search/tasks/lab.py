@@ -61,13 +61,6 @@ def _question(start: int, ops: list[tuple[str, int]]) -> str:
     return " ".join([f"Sam has {start} coins.", *days, f"How many coins after day {len(ops)}?"])
 
 
-def _final_value(start: int, ops: list[tuple[str, int]]) -> int:
-    value = start
-    for op, b in ops:
-        value = _APPLY[op](value, b)
-    return value
-
-
 def _make_problem(rng: random.Random, num_ops: int, max_operand: int, pid: str) -> Problem:
     start = rng.randint(1, max_operand)
     ops: list[tuple[str, int]] = []
