@@ -9,7 +9,9 @@ from pathlib import Path
 from prm_train.config import CollectConfig, TrainConfig
 from prm_train.imports import FORMATS
 from prm_train.targets import TargetSpec
+from tdrm_search.commands.engine_args import add_placement_args, add_revision_arg
 from tdrm_search.config_args import add_config_args, config_from_args
+from tdrm_search.loading import MODEL_HELP
 
 HEAD_CONFIGS = {  # TDRM's layout
     "lm": {"step_join": "\n\n"},
@@ -30,9 +32,14 @@ def register(subparsers) -> None:
         metavar="NAME[=PATH]",
         help="lab (generated), or gsm8k, math, math500 or jsonl =a local JSONL, or hf:owner/name[:config]@train",
     )
-    p.add_argument("--policy", default="lab", help='"lab", "smollm2" or a model folder')
-    p.add_argument("--prm", default="none", help='PRM that guides beam / mcts: "none", "lab", "oracle" or a folder')
+    p.add_argument("--policy", default="lab", help=f'"lab", "smollm2", or {MODEL_HELP}')
+    p.add_argument(
+        "--prm", default="none", help=f'PRM that guides beam / mcts: "none", "lab", "oracle", or {MODEL_HELP}'
+    )
+    add_revision_arg(p, "--revision", "--policy")
+    add_revision_arg(p, "--prm-revision", "--prm")
     p.add_argument("--backend", default="vllm", choices=["vllm", "hf"], help="backend of the policy and the PRM")
+    add_placement_args(p)
     p.add_argument("--problems", type=int, default=100, help="problems to search (the first N of a dataset)")
     p.add_argument(
         "--split",
@@ -52,7 +59,9 @@ def register(subparsers) -> None:
     p = sub.add_parser("targets", help="print or save each rollout's step targets")
     p.add_argument("rollouts", type=Path)
     add_config_args(p, TargetSpec)
-    p.add_argument("--prm", type=Path, help="PRM folder whose values bootstrapped targets read")
+    p.add_argument("--prm", help=f'PRM whose values bootstrapped targets read: "lab", or {MODEL_HELP}')
+    add_revision_arg(p, "--prm-revision", "--prm")
+    add_placement_args(p)
     p.add_argument("--out", type=Path, help="JSONL of targets (default: stdout)")
     p.set_defaults(func=run_targets)
 
@@ -78,8 +87,10 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("evaluate", help="step AUC, first-error F1, Best-of-N and smoothness on labelled rollouts")
     p.add_argument("rollouts", type=Path)
-    p.add_argument("--prm", default="lab", help='"lab", "oracle" or a PRM folder')
+    p.add_argument("--prm", default="lab", help=f'"lab", "oracle", or {MODEL_HELP}')
+    add_revision_arg(p, "--prm-revision", "--prm")
     p.add_argument("--backend", default="hf", choices=["vllm", "hf"])
+    add_placement_args(p)
     p.add_argument("--n", type=int, nargs="+", default=[4, 16, 64])
     p.add_argument("--json", type=Path)
     p.set_defaults(func=run_evaluate)
@@ -115,8 +126,10 @@ def run_collect(args) -> int:
     if not problems:
         raise ValueError(f"dataset {args.dataset!r} gave no problems")
     cfg = config_from_args(CollectConfig, args)
-    policy = load_policy(args.policy, backend=args.backend)
-    rollouts, stats = collect(problems, policy, cfg, load_prm(args.prm, backend=args.backend))
+    place = {"device": args.device, "dtype": args.dtype}
+    policy = load_policy(args.policy, backend=args.backend, revision=args.revision, **place)
+    prm = load_prm(args.prm, backend=args.backend, revision=args.prm_revision, **place)
+    rollouts, stats = collect(problems, policy, cfg, prm)
     write_rollouts(args.out, rollouts)
     acc = sum(r.outcome for r in rollouts) / max(1, len(rollouts))
     print(f"wrote {len(rollouts)} rollouts from {stats.trees} trees to {args.out} (accuracy {acc:.3f}); {stats}")
@@ -137,14 +150,16 @@ def run_targets(args) -> int:
     from prm_train.data import read_rollouts
     from prm_train.evaluate import score_rollouts
     from prm_train.targets import all_targets
-    from tdrm_search.prms.hf import HFPRM
+    from tdrm_search.loading import load_prm
 
     rollouts, spec = read_rollouts(args.rollouts), config_from_args(TargetSpec, args)
     values = None
     if spec.bootstraps:
         if args.prm is None and not spec.reads_tree:
             raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass --prm FOLDER")
-        values = score_rollouts(HFPRM(args.prm), rollouts) if args.prm else None
+        if args.prm:
+            prm = load_prm(args.prm, backend="hf", revision=args.prm_revision, device=args.device, dtype=args.dtype)
+            values = score_rollouts(prm, rollouts)
     targets = all_targets(rollouts, spec, values)
     lines = [json.dumps({"id": r.problem.id, "targets": t}) for r, t in zip(rollouts, targets, strict=True)]
     if args.out:
@@ -173,7 +188,8 @@ def run_evaluate(args) -> int:
     from prm_train.evaluate import evaluate_prm
     from tdrm_search.loading import load_prm
 
-    report = evaluate_prm(load_prm(args.prm, backend=args.backend), read_rollouts(args.rollouts), args.n)
+    prm = load_prm(args.prm, backend=args.backend, revision=args.prm_revision, device=args.device, dtype=args.dtype)
+    report = evaluate_prm(prm, read_rollouts(args.rollouts), args.n)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

@@ -8,7 +8,9 @@ import os
 
 from rl_bridge.reward import RewardConfig
 from rl_bridge.server_config import ServerConfig
+from tdrm_search.commands.engine_args import add_placement_args, add_revision_arg
 from tdrm_search.config_args import add_config_args, config_from_args
+from tdrm_search.loading import MODEL_HELP
 
 TOKEN_ENV = "TDRM_REWARD_TOKEN"
 
@@ -16,9 +18,11 @@ TOKEN_ENV = "TDRM_REWARD_TOKEN"
 def register(subparsers) -> None:
     p = subparsers.add_parser("serve-reward", help="serve a PRM + verifiable reward over HTTP (OpenRLHF remote RM)")
     p.add_argument(
-        "--prm", default=None, help='"lab", "oracle" or a PRM folder (default: lab PRM if shipped, else oracle)'
+        "--prm", default=None, help=f'"lab", "oracle", or {MODEL_HELP} (default: lab PRM if shipped, else oracle)'
     )
+    add_revision_arg(p, "--prm-revision", "--prm")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    add_placement_args(p)
     add_config_args(p, RewardConfig)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
@@ -32,13 +36,16 @@ def run(args: argparse.Namespace) -> int:
 
     from rl_bridge.reward import RewardFunction
     from rl_bridge.server import create_app
+    from tdrm_search.loading import load_prm
 
     if args.torch_threads:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    options = dataclasses.asdict(config_from_args(RewardConfig, args))
-    reward_fn = RewardFunction.load(args.prm, backend=args.backend, **options)
+    reward_config = config_from_args(RewardConfig, args)
+    place = {"revision": args.prm_revision, "device": args.device, "dtype": args.dtype}
+    prm = load_prm(args.prm, backend=args.backend, **place) if reward_config.uses_prm else None
+    reward_fn = RewardFunction(reward_config, prm)
     token = os.environ.get(TOKEN_ENV) or None  # from the environment, never the command line (visible in ps)
     config = config_from_args(ServerConfig, args, token=token)
     print(

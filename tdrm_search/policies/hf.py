@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tdrm_search.devices import model_device, placement
 from tdrm_search.kv_cache import KV, Entry, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.policies.base import GenerateOutput, Sample, SampleRequest
 from tdrm_search.policies.prompt import encode_question
@@ -31,7 +32,11 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, genera
 
 
 class HFPolicy:
-    """transformers causal LM; `cache_tokens` bounds the prefix key/value store (LRU eviction)."""
+    """transformers causal LM; `cache_tokens` bounds the prefix key/value store (LRU eviction).
+
+    A folder loads on `device` in `dtype` ("auto": a CUDA GPU when present, else the CPU; bfloat16 on a GPU,
+    float32 on the CPU). A model object stays where it is unless `device` names one ("auto" keeps it); its dtype is
+    its own. The key/value store holds tensors on the model's device; samples draw from a generator there."""
 
     def __init__(
         self,
@@ -40,13 +45,18 @@ class HFPolicy:
         *,
         prompt_template: str | None = None,
         cache_tokens: int = 65_536,
-        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
     ):
         if isinstance(model, (str, Path)):
+            where, precision = placement(device, dtype)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-            model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(model, dtype=precision).to(where)
+        elif str(device) != "auto":
+            model = model.to(placement(device, "auto")[0])
         if tokenizer is None:
             raise ValueError("HFPolicy needs a tokenizer when given a model object")
+        self.device = model_device(model)
         self.model, self.tokenizer, self.prompt_template = model.eval(), tokenizer, prompt_template
         self.kv = PrefixKVCache(cache_tokens)
         self.eos = eos_ids(model, tokenizer)
@@ -63,19 +73,20 @@ class HFPolicy:
 
     @torch.inference_mode()
     def generate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
-        shared = torch.Generator().manual_seed(seed)
+        shared = torch.Generator(self.device).manual_seed(seed)
         samples, cached = [], []
         for request in requests:
             kv, logits, hit = self.prefill(request.prefix)
-            own = None if request.seed is None else torch.Generator().manual_seed(request.seed)
+            own = None if request.seed is None else torch.Generator(self.device).manual_seed(request.seed)
             samples.append(self.sample(request, kv, logits, shared if own is None else own))
             cached.append(hit)
         return GenerateOutput(samples, [len(r.prefix) for r in requests], cached)
 
     def forward(self, ids: list[int], kv: KV | None, start: int) -> tuple[KV, torch.Tensor]:
         cache = batch_cache(kv, 1)
-        positions = torch.arange(start, start + len(ids)).unsqueeze(0)
-        out = self.model(input_ids=torch.tensor([ids]), past_key_values=cache, position_ids=positions, use_cache=True)
+        positions = torch.arange(start, start + len(ids), device=self.device).unsqueeze(0)
+        ids = torch.tensor([ids], device=self.device)
+        out = self.model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True)
         return as_kv(out.past_key_values), out.logits[0, -1]
 
     def prefill(self, prefix: tuple[int, ...]) -> tuple[KV, torch.Tensor, int]:
@@ -111,12 +122,12 @@ class HFPolicy:
                 break
             if len(keep) < len(live):
                 self.store_finished(request.prefix, rows, live, keep, as_kv(cache))
-                cache.batch_select_indices(torch.tensor(keep))
+                cache.batch_select_indices(torch.tensor(keep, device=self.device))
                 live = [live[i] for i in keep]
             out = self.model(
-                input_ids=torch.tensor([[rows[row][-1]] for row in live]),
+                input_ids=torch.tensor([[rows[row][-1]] for row in live], device=self.device),
                 past_key_values=cache,
-                position_ids=torch.full((len(live), 1), position + step),
+                position_ids=torch.full((len(live), 1), position + step, device=self.device),
                 use_cache=True,
             )
             cache, logits = out.past_key_values, out.logits[:, -1]
