@@ -1,8 +1,12 @@
 """Load test of the reward server on 127.0.0.1: `tdrm serve-reward` in a subprocess, N OpenRLHF-format requests
-at C concurrent (bounded in count and total time), errors counted, latency percentiles reported.
+at C concurrent (bounded in count and total time), errors counted, latency percentiles reported; one server and
+one run per `--grade-workers` count (the server's grading worker processes).
 
     python -m benchmarks.reward_server_load [--prm lab|random|PATH] [--requests 1000] [--concurrency 32]
-writes benchmarks/results/reward_server_load.json. Binds and calls 127.0.0.1 only.
+writes benchmarks/results/reward_server_load.json. Binds and calls 127.0.0.1 only. Grading alone, at 1 and 2
+worker processes (half the completions are right and answered without a worker, half wrong and compared in one):
+    python -m benchmarks.reward_server_load --mode rule --grade-workers 1 2 \
+        --out benchmarks/results/reward_server_load_rule.json
 --prm random: the lab policy's architecture and tokenizer with fresh random weights, an LM-head PRM (the speed
 of a lab PRM, meaningless values) for when the trained lab PRM is not there.
 """
@@ -69,7 +73,7 @@ def random_prm(folder: Path) -> Path:
     return folder
 
 
-def start_server(args: argparse.Namespace, port: int, prm: str) -> subprocess.Popen:
+def start_server(args: argparse.Namespace, port: int, prm: str, workers: int) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -87,6 +91,8 @@ def start_server(args: argparse.Namespace, port: int, prm: str) -> subprocess.Po
         TEMPLATE,
         "--torch-threads",
         str(args.torch_threads),
+        "--grade-workers",
+        str(workers),
     ]
     server = subprocess.Popen(cmd, env=os.environ | {"TDRM_REWARD_TOKEN": args.token})
     deadline = time.time() + 120
@@ -134,22 +140,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prm", default="lab")
-    parser.add_argument("--mode", default="mix")
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--queries", type=int, default=4, help="completions per request")
-    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds for the whole run")
-    parser.add_argument("--torch-threads", type=int, default=1, help="1 avoids oversubscribing a shared 2-core CPU")
-    parser.add_argument("--token", default="load-test-token")
-    parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args()
+def measure(args: argparse.Namespace, prm: str, workers: int) -> dict:
+    """One server with `workers` grading processes, loaded by `args.requests` requests."""
     load_before = os.getloadavg()[0]
     port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:  # the server has loaded the PRM once it answers /health
-        server = start_server(args, port, str(random_prm(Path(tmp))) if args.prm == "random" else args.prm)
+    server = start_server(args, port, prm, workers)
     try:
         run = asyncio.run(
             load(
@@ -166,14 +161,8 @@ def main() -> None:
         server.wait(30)
     lat = run["latencies"]
     done = len(lat)
-    report = {
-        "host": HOST,
-        "prm": args.prm,
-        "mode": args.mode,
-        "torch_threads": args.torch_threads,
-        "requests": args.requests,
-        "concurrency": args.concurrency,
-        "queries_per_request": args.queries,
+    return {
+        "grade_workers": workers,
         "ok": done,
         "errors": sum(run["errors"].values()),
         "error_kinds": run["errors"],
@@ -182,10 +171,38 @@ def main() -> None:
         "completions_per_s": round(done * args.queries / run["wall_s"], 1),
         "latency_ms": {f"p{q}": round(1000 * percentile(lat, q), 1) for q in (50, 90, 95, 99)}
         | {"max": round(1000 * max(lat), 1)},
-        "prm_batches": health["batches"],
+        "batches": health["batches"],
         "mean_completions_per_batch": round(done * args.queries / max(health["batches"], 1), 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
         "load_average_1m": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prm", default="lab")
+    parser.add_argument("--mode", default="mix")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--queries", type=int, default=4, help="completions per request")
+    parser.add_argument("--grade-workers", type=int, nargs="+", default=[4], help="grading processes, one run each")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds for each run")
+    parser.add_argument("--torch-threads", type=int, default=1, help="1 avoids oversubscribing a shared 2-core CPU")
+    parser.add_argument("--token", default="load-test-token")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:  # a server has loaded the PRM once it answers /health
+        prm = str(random_prm(Path(tmp))) if args.prm == "random" and args.mode != "rule" else args.prm
+        runs = [measure(args, prm, workers) for workers in args.grade_workers]
+    report = {
+        "host": HOST,
+        "prm": None if args.mode == "rule" else args.prm,
+        "mode": args.mode,
+        "torch_threads": args.torch_threads,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "queries_per_request": args.queries,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+        "runs": runs,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

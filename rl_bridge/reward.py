@@ -17,12 +17,12 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from tdrm_search.aggregate import AGGREGATIONS, aggregate
-from tdrm_search.grading import extract_answer, grade
+from tdrm_search.extraction import ENGINE_POLICY, extract
+from tdrm_search.grading import GradingPool, GradingTimeout, extract_answer, is_equivalent
 from tdrm_search.prms.base import PRM, ScoreOutput, ScoreRequest, check_scores
 from tdrm_search.steps import split_steps, split_text
 from tdrm_search.types import Problem
@@ -64,8 +64,8 @@ REFINEMENTS: dict[str, Callable[[Sequence[float], RewardConfig], list[float]]] =
 @dataclass(frozen=True)
 class RewardConfig:
     """How rewards are computed. `eta` and `scale` apply to clip/delta; `weight`, `aggregation` and
-    `drop_answer_step` to mix. `grade_timeout_s` bounds each answer comparison (None: in-thread, bounded
-    only by the grader's input guard)."""
+    `drop_answer_step` to mix. `grade_timeout_s` bounds each answer comparison, run on `grade_workers` worker
+    processes at once (None: in the calling thread one at a time, bounded only by the grader's input guard)."""
 
     mode: str = field(default="mix", metadata={"choices": MODES, "help": "how the reward is computed"})
     correct: float = field(default=1.0, metadata={"help": "success reward of a right answer"})
@@ -77,7 +77,9 @@ class RewardConfig:
     scale: float = field(default=1.0, metadata={"help": "clip/delta process reward scale"})
     delimiter: str = field(default="\n\n", metadata={"help": "step delimiter"})
     grade_timeout_s: float | None = field(default=5.0, metadata={"help": "seconds per answer comparison"})
-    grade_workers: int = field(default=4, metadata={"help": "grading worker processes"})
+    grade_workers: int = field(
+        default=4, metadata={"help": "grading worker processes: a batch's answers are compared this many at a time"}
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -181,14 +183,15 @@ def question_from_prompt(prompt: str, template: str | None) -> str:
 
 
 class RewardFunction:
-    """Rewards a batch of completions: one grading pass (threads, bounded time each) and one PRM call."""
+    """Rewards a batch of completions: one grading pass (every answer compared at once over `grade_workers` worker
+    processes, bounded time each) and one PRM call."""
 
     def __init__(self, config: RewardConfig | None = None, prm: PRM | None = None):
         self.config = config or RewardConfig()
         if self.config.uses_prm and prm is None:
             raise ValueError(f"reward mode {self.config.mode!r} needs a PRM; use mode 'rule' without one")
         self.prm = prm if self.config.uses_prm else None
-        self._pool = ThreadPoolExecutor(self.config.grade_workers, thread_name_prefix="tdrm-grade")
+        self.grader = GradingPool(self.config.grade_workers)
 
     @classmethod
     def load(cls, prm: str | None = None, backend: str = "hf", **config: Any) -> RewardFunction:
@@ -201,18 +204,37 @@ class RewardFunction:
         return cls(cfg, load_prm(prm, backend=backend))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        self.grader.close()
 
-    def rule(self, item: RewardItem) -> float | str:
-        """The verifiable reward, or why there is none (no reference; the grader itself failed)."""
-        if item.reference is None or not str(item.reference).strip():
-            return "no reference answer: cannot grade"
+    def rules(self, items: Sequence[RewardItem]) -> list[float | str]:
+        """Each item's verifiable reward, or why there is none (no reference; the grader itself failed). Answers are
+        extracted here and compared all at once over the grading workers; a comparison past its time is wrong."""
+        cfg = self.config
+        out: list[float | str | None] = [None] * len(items)
+        pairs, where = [], []
+        for k, item in enumerate(items):
+            if item.reference is None or not str(item.reference).strip():
+                out[k] = "no reference answer: cannot grade"
+                continue
+            answer = extract(item.completion, ENGINE_POLICY).answer
+            if answer is None:
+                out[k] = cfg.incorrect
+                continue
+            pairs.append((answer, str(item.reference)))
+            where.append(k)
         try:
-            ok = grade(item.completion, item.reference, self.config.grade_timeout_s)
-        except Exception as err:  # grade never raises on input; this is its worker process failing to start
+            if cfg.grade_timeout_s is None:
+                verdicts = [is_equivalent(pred, gold) for pred, gold in pairs]
+            else:
+                verdicts = self.grader.equivalent_all(pairs, cfg.grade_timeout_s)
+        except Exception as err:  # comparisons never raise on input; this is a worker process failing to start
             log.warning("grading failed: %s: %s", type(err).__name__, err)
-            return f"grading failed: {err}"
-        return self.config.correct if ok else self.config.incorrect
+            verdicts = [f"grading failed: {err}"] * len(pairs)
+        for k, verdict in zip(where, verdicts, strict=True):
+            if isinstance(verdict, GradingTimeout):
+                log.warning("%s", verdict)
+            out[k] = verdict if isinstance(verdict, str) else cfg.correct if verdict is True else cfg.incorrect
+        return out
 
     def prm_steps(self, steps: Steps) -> tuple[str, ...]:
         """The steps the PRM scores: all of them, or for mix with drop_answer_step the solution without its
@@ -250,7 +272,7 @@ class RewardFunction:
         """Rewards for all items, in order; never raises on bad items (they abstain with an error)."""
         cfg = self.config
         steps = [split_completion(i.completion or "", cfg.delimiter, i.completion_ids, decode) for i in items]
-        rules = list(self._pool.map(self.rule, items))
+        rules = self.rules(items)
         scored = (
             [k for k, rule in enumerate(rules) if not isinstance(rule, str) and steps[k].texts] if cfg.uses_prm else []
         )

@@ -134,6 +134,7 @@ def create_app(reward_fn: RewardFunction, config: ServerConfig | None = None) ->
         batcher.start()
         yield
         await batcher.stop()
+        reward_fn.close()  # its grading worker processes
 
     app = FastAPI(title="tdrm reward server", lifespan=lifespan)
     app.state.batcher = batcher

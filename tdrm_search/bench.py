@@ -35,7 +35,7 @@ from tdrm_search.config import SearchConfig
 from tdrm_search.datasets import extraction_policies
 from tdrm_search.ending import final_answer
 from tdrm_search.extraction import ENGINE_POLICY, check_policies, extract
-from tdrm_search.grading import GradingTimeout, check_equivalent
+from tdrm_search.grading import GradingTimeout, check_all
 from tdrm_search.tree_view import write_tree
 from tdrm_search.types import Problem, SearchResult
 
@@ -219,11 +219,12 @@ def grade_extraction(
 
 def grade_candidates(result: SearchResult, gold: str | None, timeout_s: float) -> dict[str, bool | None]:
     """Whether the chosen answer is right, and the no-verifier references on the same candidates: the majority
-    answer (self-consistency) and pass (any candidate right). Each distinct answer is graded once."""
+    answer (self-consistency) and pass (any candidate right). Each distinct answer is graded once, all at once over
+    the grading worker processes (`grading.use_workers`)."""
     if gold is None:
         return {"correct": None, "majority_correct": None, "pass_correct": None}
-    answers = {t.answer for t in result.candidates if t.answer is not None} | {result.answer} - {None}
-    right = {a: check_equivalent(a, gold, timeout_s) for a in answers}
+    answers = sorted({t.answer for t in result.candidates if t.answer is not None} | {result.answer} - {None})
+    right = dict(zip(answers, check_all([(a, gold) for a in answers], timeout_s), strict=True))
     vote = select(result.candidates, "majority")
     return {
         "correct": bool(right.get(result.answer, False)),

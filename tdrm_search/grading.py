@@ -3,8 +3,9 @@
 
 math-verify's own timeouts use SIGALRM, which works only in the main thread: they are switched off here.
 Time is bounded instead by `input_problem` (`tdrm_search.input_guard`: refuses over-long, over-nested and
-giant-number inputs before sympy sees them) and, where a hard bound is needed, by `check_equivalent`, which runs
-the comparison in a worker process that is killed when it runs past its time.
+giant-number inputs before sympy sees them) and, where a hard bound is needed, by a `GradingPool`: N worker
+processes that compare answers in parallel, each comparison bounded by its own time (a worker that runs past it is
+killed and replaced). `check_equivalent` and `check_all` use the process-wide pool (`use_workers` sizes it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
@@ -22,13 +24,16 @@ if TYPE_CHECKING:
     import pebble
 
 __all__ = [
+    "GradingPool",
     "GradingTimeout",
+    "check_all",
     "check_equivalent",
     "extract_answer",
     "grade",
     "input_problem",
     "is_equivalent",
     "math_equal",
+    "use_workers",
 ]
 log = logging.getLogger(__name__)
 
@@ -101,7 +106,7 @@ def grade(response: str | None, gold: str | None, timeout_s: float | None = None
     return is_equivalent(found.answer, gold, timeout_s)
 
 
-# ---------------------------------------------------------------- hard time bound: a worker process
+# ---------------------------------------------------------------- hard time bound: worker processes
 
 
 def _warm() -> None:
@@ -109,11 +114,20 @@ def _warm() -> None:
     _equivalent("1", "1.0")
 
 
-class _Worker:
-    """One grading process (a pebble pool of one, spawned: no fork of a threaded process) shared by all threads;
-    pebble kills and replaces it when a comparison runs past its time."""
+def _same(pred: str | None, gold: str | None) -> bool:
+    """Identical non-blank strings: equal without asking a worker."""
+    return pred is not None and gold is not None and pred.strip() == gold.strip() != ""
 
-    def __init__(self) -> None:
+
+class GradingPool:
+    """`workers` grading processes (a pebble ProcessPool, spawned: no fork of a threaded process), started on first
+    use and shared by every thread. Each comparison has its own hard time bound, counted from when a worker starts
+    it: pebble kills and replaces a worker that runs past it, so comparisons run `workers` at a time."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"grading workers must be >= 1, got {workers}")
+        self.workers = workers
         self._lock = threading.Lock()
         self._pool: pebble.ProcessPool | None = None
 
@@ -123,31 +137,73 @@ class _Worker:
                 import pebble  # only here: the light grading import needs no pool
 
                 context = multiprocessing.get_context("spawn")
-                self._pool = pebble.ProcessPool(max_workers=1, initializer=_warm, context=context)
+                self._pool = pebble.ProcessPool(max_workers=self.workers, initializer=_warm, context=context)
             return self._pool
 
     def equivalent(self, pred: str | None, gold: str | None, timeout_s: float) -> bool:
+        """`is_equivalent` in a worker, bounded by `timeout_s` seconds; raises GradingTimeout past it."""
+        (verdict,) = self.equivalent_all([(pred, gold)], timeout_s)
+        if isinstance(verdict, GradingTimeout):
+            raise verdict
+        return verdict
+
+    def equivalent_all(
+        self, pairs: Sequence[tuple[str | None, str | None]], timeout_s: float
+    ) -> list[bool | GradingTimeout]:
+        """Every (prediction, reference) pair compared at once over the workers, each bounded by `timeout_s`
+        seconds; a pair that ran past it (or whose worker died) gives its GradingTimeout instead of a verdict.
+        Identical strings are answered here, without a worker."""
         from pebble import ProcessExpired
 
-        future = self.pool().schedule(_equivalent, args=(pred, gold), timeout=timeout_s)
-        try:
-            return bool(future.result())
-        except FutureTimeout:
-            raise GradingTimeout(
-                f"grading {pred!r:.80} against {gold!r:.80} ran past {timeout_s} s (worker killed)"
-            ) from None
-        except ProcessExpired as err:
-            raise GradingTimeout(f"grading {pred!r:.80} against {gold!r:.80}: the worker died ({err})") from None
+        futures = [
+            None if _same(pred, gold) else self.pool().schedule(_equivalent, args=(pred, gold), timeout=timeout_s)
+            for pred, gold in pairs
+        ]
+        out: list[bool | GradingTimeout] = []
+        for (pred, gold), future in zip(pairs, futures, strict=True):
+            if future is None:
+                out.append(True)
+                continue
+            what = f"grading {pred!r:.80} against {gold!r:.80}"
+            try:
+                out.append(bool(future.result()))
+            except FutureTimeout:
+                out.append(GradingTimeout(f"{what} ran past {timeout_s} s (worker killed)"))
+            except ProcessExpired as err:
+                out.append(GradingTimeout(f"{what}: the worker died ({err})"))
+        return out
+
+    def close(self) -> None:
+        """Stop the workers (a later comparison starts them again)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            pool.join()
 
 
-_worker = _Worker()
+_shared = GradingPool()
+
+
+def use_workers(workers: int) -> None:
+    """Size the process-wide pool that `check_equivalent` uses (default 1 worker); its running workers stop."""
+    global _shared
+    if workers != _shared.workers:
+        old, _shared = _shared, GradingPool(workers)
+        old.close()
 
 
 def check_equivalent(pred: str | None, gold: str | None, timeout_s: float) -> bool:
-    """`is_equivalent` in a worker process, bounded by `timeout_s` seconds; raises GradingTimeout past it.
+    """`is_equivalent` in a worker process of the process-wide pool (`use_workers`), bounded by `timeout_s` seconds;
+    raises GradingTimeout past it. Identical strings are answered here, without the worker."""
+    return _shared.equivalent(pred, gold, timeout_s)
 
-    Identical strings are answered here, without the worker.
-    """
-    if pred is not None and gold is not None and pred.strip() == gold.strip() != "":
-        return True
-    return _worker.equivalent(pred, gold, timeout_s)
+
+def check_all(pairs: Sequence[tuple[str | None, str | None]], timeout_s: float) -> list[bool]:
+    """`check_equivalent` of every pair, compared at once over the process-wide pool's workers; raises the first
+    GradingTimeout."""
+    verdicts = _shared.equivalent_all(pairs, timeout_s)
+    for verdict in verdicts:
+        if isinstance(verdict, GradingTimeout):
+            raise verdict
+    return verdicts

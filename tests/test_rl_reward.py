@@ -196,20 +196,33 @@ def test_bad_config_is_refused():
     assert RewardFunction(RewardConfig(mode="rule")).prm is None
 
 
-def test_grading_with_a_time_bound_runs_in_worker_threads():
-    fn = RewardFunction(RewardConfig(mode="rule", grade_timeout_s=10.0))
-    items = [RewardItem("q", f"The answer is {i}.", str(i if i % 2 else i + 1)) for i in range(8)]
-    assert [o.reward for o in fn.score(items)] == [0.0, 1.0] * 4
+def test_grading_with_a_time_bound_runs_on_worker_processes_each_answer_bounded():
+    fn = RewardFunction(RewardConfig(mode="rule", grade_timeout_s=10.0, grade_workers=2))
+    try:
+        items = [RewardItem("q", f"The answer is {i}.", str(i if i % 2 else i + 1)) for i in range(8)]
+        assert [o.reward for o in fn.score(items)] == [0.0, 1.0] * 4
+        assert fn.grader.workers == 2
+        slow = RewardItem("q", r"The answer is $e^{e^{e^{10}}}$.", "5")  # sympy needs about a second
+        quick = [RewardItem("q", "The answer is 3/4.", "0.75"), RewardItem("q", "The answer is 2.", "3")]
+        bounded = RewardFunction(RewardConfig(mode="rule", grade_timeout_s=0.5, grade_workers=2))
+        try:  # the slow answer's worker is killed at its bound (a wrong answer); the others are graded beside it
+            bounded.grader.equivalent("1", "1.0", 60)  # start the workers first
+            assert [o.reward for o in bounded.score([slow, *quick])] == [0.0, 1.0, 0.0]
+        finally:
+            bounded.close()
+    finally:
+        fn.close()
 
 
 def test_a_grader_failure_makes_the_item_abstain(monkeypatch):
-    import rl_bridge.reward as reward_module
+    from tdrm_search.grading import GradingPool
 
     def broken(*args):
         raise RuntimeError("the grading worker process did not start")
 
-    monkeypatch.setattr(reward_module, "grade", broken)
-    out = reward("rule")
+    monkeypatch.setattr(GradingPool, "equivalent_all", broken)
+    fn = RewardFunction(RewardConfig(mode="rule", grade_timeout_s=5.0))
+    out = fn.score([RewardItem("Sam has 2 coins.", SOLUTION, "10.0")])[0]
     assert out.reward is None and "grading failed" in out.error
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from tdrm_search import bench
+from tdrm_search import bench, grading
 from tdrm_search.commands.engine_args import add_engine_args, engine_spec, search_options
 from tdrm_search.config import METHODS, SearchConfig
 from tdrm_search.config_args import add_config_args, config_from_args
@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grader-timeout", type=float, default=10.0, help="seconds per answer comparison")
+    parser.add_argument(
+        "--grade-workers", type=int, default=4, help="grading worker processes: answers compared this many at a time"
+    )
     parser.add_argument("--no-progress", action="store_true")
     add_config_args(parser.add_argument_group("grading (ExtractConfig)"), ExtractConfig)
     add_engine_args(parser)
@@ -91,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     policies = {name: extract.policies(extraction_policies(name)) for name in datasets}
     grid = bench.Grid(datasets, args.method, args.budget, args.seed, search_options(args), policies)
     bench.check_trees(args.trees)
+    if args.grade_workers < 1:
+        raise ValueError(f"--grade-workers must be >= 1, got {args.grade_workers}")
+    grading.use_workers(args.grade_workers)
     for _, method, n, seed in grid.cells():  # a bad option is an error before the engines load, not failed records
         SearchConfig.make(method, n, seed, **grid.options)
     spec = engine_spec(args)
