@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from prm_train.model import attach_readout
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.hf import load_model
+from tdrm_search.prms.heads import head_for
 
 TRAINING_FILE = "training.json"
 CHECKPOINT = "checkpoint.pt"  # a training run folder is an exported PRM plus this file
@@ -41,9 +41,9 @@ def export_checkpoint(run_dir: str | Path, folder: str | Path) -> Path:
     ckpt = run_dir / CHECKPOINT
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt} not found: train with --out {run_dir} first")
-    config = PRMConfig.load(run_dir)
-    model = attach_readout(load_model(run_dir, config, torch.float32), config)
+    config, tokenizer = PRMConfig.load(run_dir), AutoTokenizer.from_pretrained(run_dir)
+    model = attach_readout(head_for(config, tokenizer).load(run_dir, torch.float32), config)
     model.load_state_dict(torch.load(ckpt, weights_only=False)["model"])
     meta_file = run_dir / TRAINING_FILE
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else None
-    return export(model, AutoTokenizer.from_pretrained(run_dir), config, folder, meta)
+    return export(model, tokenizer, config, folder, meta)

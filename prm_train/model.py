@@ -1,8 +1,8 @@
-"""The PRM model: a causal-LM backbone read out at step tags (P(good) against P(bad)), a 1-logit
-sequence-classification head read at the last token of each step's conversation (the value head), or the LM's own
-least likely token so far through a learned (scale, bias) (the likelihood head). Rollouts are
-encoded exactly as the engine's `HFPRM` / `VLLMPRM` encode them at inference (`encode_reads`), packed one
-rollout to a row."""
+"""The PRM model: a backbone and its head's read-out (`tdrm_search.prms.heads`): a causal LM read at step tags
+(P(good) against P(bad)), a 1-logit sequence-classification head read at the last token of each step's
+conversation (the value head), or the LM's own least likely token so far through a learned (scale, bias) (the
+likelihood head). Rollouts are encoded exactly as the engine's `HFPRM` / `VLLMPRM` encode them at inference (the
+head's `encode`), packed one rollout to a row."""
 
 from __future__ import annotations
 
@@ -11,30 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from prm_train.data import Rollout
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.encoding import (
-    EncodedPath,
-    check_format,
-    common_length,
-    encode_reads,
-    pad_values,
-    single_token_id,
-)
-from tdrm_search.prms.likelihood import LikelihoodReadout, step_least_logprobs
+from tdrm_search.prms.encoding import EncodedPath, common_length, pad_values
+from tdrm_search.prms.heads import HEAD_TYPES, Head, head_for
 
-TRAINABLE_HEADS = ("lm", "value", "likelihood")
-
-
-@dataclass(frozen=True)
-class Readout:
-    """Where the trained logit comes from; its sigmoid is the engine's value."""
-
-    head: str
-    good: int | None = None
-    bad: int | None = None
+TRAINABLE_HEADS = tuple(name for name, head in HEAD_TYPES.items() if head.trainable)
 
 
 @dataclass(frozen=True)
@@ -76,43 +60,26 @@ class Packed:
         return in_body | own_tail
 
 
-def check_tokenizer(model, tokenizer, config: PRMConfig) -> Readout:
-    """The read-out; a clear error when the tokenizer does not fit the PRM format or the model."""
-    if config.head not in TRAINABLE_HEADS:
+def check_tokenizer(model, tokenizer, config: PRMConfig) -> Head:
+    """The read-out (the config's head on this tokenizer); a clear error when the tokenizer does not fit the PRM
+    format or the model."""
+    if not HEAD_TYPES[config.head].trainable:
         raise ValueError(f"prm_train trains heads {TRAINABLE_HEADS}; config head is {config.head!r}")
     vocab = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocab:
         raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model embeds {vocab}: mismatched tokenizer")
-    check_format(tokenizer, config, "PRM training")
-    if config.head == "value":
-        if getattr(getattr(model, "score", None), "out_features", None) != 1:
-            raise ValueError("a 'value' PRM trains a sequence-classification model with one label (num_labels=1)")
-        return Readout("value")
-    if config.head == "likelihood":
-        return Readout("likelihood")
-    single_token_id(tokenizer, config.step_tag, "step_tag")
-    good = single_token_id(tokenizer, config.good_token, "good_token")
-    bad = single_token_id(tokenizer, config.bad_token, "bad_token")
-    return Readout("lm", good, bad)
+    head = head_for(config, tokenizer)
+    head.check_format("PRM training")
+    head.check_model(model)
+    return head
 
 
 def load_backbone(base: str | Path, config: PRMConfig, seed: int = 0) -> tuple[torch.nn.Module, object]:
     """The model to train and its tokenizer from a causal-LM folder (e.g. the lab policy), in float32 training
-    mode. The value head is a fresh 1-logit `score` layer on the same backbone; a tokenizer without a pad token
-    gets TDRM's added `[PAD]` (embeddings resized)."""
+    mode, as the config's head starts it (`init_model`)."""
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    if config.head != "value":
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        return attach_readout(model, config).train(), tokenizer
-    if tokenizer.pad_token is None:
-        tokenizer.add_special_tokens({"pad_token": "[PAD]"})
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, dtype=torch.float32, num_labels=1, pad_token_id=tokenizer.pad_token_id
-    )
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tokenizer))
-    return model.train(), tokenizer
+    return head_for(config, tokenizer).init_model(base).train(), tokenizer
 
 
 def packed_path(packed: Packed) -> EncodedPath:
@@ -121,28 +88,25 @@ def packed_path(packed: Packed) -> EncodedPath:
 
 
 def attach_readout(model, config: PRMConfig):
-    """A likelihood-head PRM trains its (scale, bias) with the LM: kept as the submodule `likelihood_readout`
-    (in checkpoints; `export` writes it to tdrm_prm.json)."""
-    if config.head == "likelihood":
-        model.likelihood_readout = LikelihoodReadout(config.scale, config.bias)
-    return model
+    """`model` with the read-out parameters its head trains beside it (the likelihood head's (scale, bias))."""
+    return HEAD_TYPES[config.head].attach(model, config)
 
 
 def encode_rollouts(tokenizer, config: PRMConfig, rollouts: Sequence[Rollout], max_len: int) -> list[Packed]:
-    """Each rollout as the PRM reads it at inference (`encode_reads`), packed; steps past `max_len` lose their
+    """Each rollout as the PRM reads it at inference (its head's `encode`), packed; steps past `max_len` lose their
     read-out position."""
-    return [Packed.of(encode_reads(tokenizer, config, r.problem.question, r.steps, 0, max_len)) for r in rollouts]
+    head = head_for(config, tokenizer)
+    return [Packed.of(head.encode(r.problem.question, r.steps, 0, max_len)) for r in rollouts]
 
 
-def read_logits(model, packed: Sequence[Packed], readout: Readout, pad: int) -> torch.Tensor:
+def read_logits(model, packed: Sequence[Packed], readout: Head, pad: int) -> torch.Tensor:
     """The logit whose sigmoid is the engine's value, at every read position of every rollout, concatenated rollout
-    by rollout (differentiable): logit(good) − logit(bad) at step tags, or the value head's logit.
+    by rollout (differentiable): the head's `logits` on the hidden states at its read positions.
 
-    Right padding; each row's own mask (padding attends only to itself and is never read). The likelihood head:
-    its read-out of m_t, the least likely token so far (`tdrm_search.prms.likelihood`)."""
-    if readout.head == "likelihood":
-        least = step_least_logprobs(model, [packed_path(p) for p in packed], pad)
-        return model.likelihood_readout(torch.cat(least))
+    Right padding; each row's own mask (padding attends only to itself and is never read). A head that reads
+    whole paths (the likelihood head) reads each single-path row with its `path_logits`."""
+    if not readout.reuses_prefixes:
+        return torch.cat(readout.path_logits(model, [packed_path(p) for p in packed], pad))
     width = max(len(p.ids) for p in packed)
     ids = torch.full((len(packed), width), pad, dtype=torch.long)
     positions = torch.zeros((len(packed), width), dtype=torch.long)
@@ -156,16 +120,12 @@ def read_logits(model, packed: Sequence[Packed], readout: Readout, pad: int) -> 
     hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
     rows = torch.tensor([i for i, p in enumerate(packed) for _ in p.ends], dtype=torch.long)
     cols = torch.tensor([e for p in packed for e in p.ends], dtype=torch.long)
-    at_reads = hidden[rows, cols]
-    if readout.head == "value":
-        return model.score(at_reads)[:, 0]
-    logits = model.get_output_embeddings()(at_reads)
-    return logits[:, readout.good] - logits[:, readout.bad]
+    return readout.logits(model, hidden[rows, cols])
 
 
 @torch.inference_mode()
 def rollout_values(
-    model, packed: Sequence[Packed], rollouts: Sequence[Rollout], readout: Readout, pad: int, batch_size: int = 64
+    model, packed: Sequence[Packed], rollouts: Sequence[Rollout], readout: Head, pad: int, batch_size: int = 64
 ) -> list[list[float]]:
     """Every step value of every rollout (0 past the context), in length-sorted batches, in inference mode."""
     order = sorted((i for i, p in enumerate(packed) if p.ends), key=lambda i: len(packed[i].ids))

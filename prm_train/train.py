@@ -23,7 +23,6 @@ from prm_train.data import Rollout
 from prm_train.export import CHECKPOINT, export
 from prm_train.model import (
     Packed,
-    Readout,
     check_tokenizer,
     encode_rollouts,
     load_backbone,
@@ -33,7 +32,8 @@ from prm_train.model import (
 )
 from prm_train.targets import TargetSpec, all_targets
 from tdrm_search.prms.config import PRMConfig
-from tdrm_search.prms.likelihood import step_least_logprobs
+from tdrm_search.prms.heads import Head
+from tdrm_search.prms.heads.likelihood import logit, step_least_logprobs
 
 
 @dataclass
@@ -47,7 +47,7 @@ def round_targets(
     model,
     rollouts: Sequence[Rollout],
     packed: Sequence[Packed],
-    readout: Readout,
+    readout: Head,
     pad: int,
     spec: TargetSpec,
     round_index: int,
@@ -99,7 +99,7 @@ def fit(
     while state["round"] < cfg.rounds:
         if state["targets"] is None:
             state["targets"] = round_targets(model, rollouts, packed, readout, pad, cfg.targets, state["round"])
-            if readout.head == "likelihood" and state["steps"] == 0:
+            if readout.learns_readout and state["steps"] == 0:
                 calibrate(model, packed, state["targets"], keep, pad)
         loss = run_epoch(model, opt, packed, state["targets"], keep, cfg, state, readout, pad, progress)
         state["losses"].append(loss)
@@ -122,8 +122,9 @@ def fit(
 
 @torch.no_grad()
 def calibrate(model, packed: Sequence[Packed], targets, keep, pad: int, batch_size: int = 64) -> None:
-    """Fit the likelihood head's (scale, bias) to the first targets with the LM fixed, so that training the LM
-    starts from calibrated values instead of spending its first steps (and the backbone's knowledge) on them."""
+    """Fit the likelihood head's (scale, bias) (its `learns_readout`) to the first targets with the LM fixed, so that
+    training the LM starts from calibrated values instead of spending its first steps (and the backbone's knowledge)
+    on them."""
     readout = model.likelihood_readout
     was_training = model.training
     model.eval()
@@ -139,7 +140,7 @@ def calibrate(model, packed: Sequence[Packed], targets, keep, pad: int, batch_si
     def closure():
         opt.zero_grad()
         with torch.enable_grad():
-            loss = F.binary_cross_entropy_with_logits(readout(feats), y)
+            loss = F.binary_cross_entropy_with_logits(logit(readout, feats), y)
             loss.backward()
         return loss
 
@@ -155,7 +156,7 @@ def run_epoch(
     keep,
     cfg: TrainConfig,
     state: dict,
-    readout: Readout,
+    readout: Head,
     pad: int,
     progress: bool,
 ) -> float:

@@ -1,6 +1,6 @@
 """TDRM's way of scoring a search: every child prefix a new full sequence, one forward pass each (batch size 1),
-nothing reused from its parent (THUDM/TDRM `search/models/value_models.py`). It wraps an `HFPRM`, so its values
-are the engine's; only what it computes differs."""
+nothing reused from its parent (THUDM/TDRM `search/models/value_models.py`). It wraps an `HFPRM` with any head,
+so its values are the engine's; only what it computes differs."""
 
 from __future__ import annotations
 

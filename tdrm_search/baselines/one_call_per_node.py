@@ -4,7 +4,7 @@ prefix-cache reads. Both wrap the engine's own policy and PRM, so the search the
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 
 
 class OneCallPerNode:
@@ -46,8 +46,9 @@ def generate_text(policy, text: str, request, seed: int):
 
 
 class FullPathRescoring:
-    """The paper's scoring: each path re-encoded and run whole, one sequence per call, no prefix-cache reads.
-    The beam needs only the newest step's value, which is read at the path's last tag."""
+    """The paper's scoring: each path re-encoded and run whole, one sequence per call, no prefix-cache reads, with
+    any head the PRM has (its head reads the path's newest step). A PRM without a model (the oracle) rescores the
+    whole path and keeps the new values."""
 
     def __init__(self, prm):
         self.prm = prm
@@ -55,36 +56,14 @@ class FullPathRescoring:
     def score(self, requests):
         from tdrm_search.prms.base import ScoreOutput
 
-        if not hasattr(self.prm, "llm"):
-            return (
-                ScoreOutput(*zip(*[self.one_free(r) for r in requests], strict=True))
-                if requests
-                else ScoreOutput([], [], [])
-            )
         outs = [self.one(r) for r in requests]
-        return ScoreOutput([o[0] for o in outs], [o[1] for o in outs], [o[2] for o in outs])
-
-    def one_free(self, request):
-        """A PRM without a model (the oracle): rescore the whole path, keep the new values."""
-        from dataclasses import replace
-
-        out = self.prm.score([replace(request, start=0)])
-        return out.scores[0][request.start :], 0, 0
+        return ScoreOutput([o.scores[0] for o in outs], [o.tokens[0] for o in outs], [o.cached_tokens[0] for o in outs])
 
     def one(self, request):
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        from tdrm_search.prms.encoding import encode_path
-
+        if not hasattr(self.prm, "llm"):
+            out = self.prm.score([replace(request, start=0)])
+            out.scores[0] = out.scores[0][request.start :]
+            return out
         if len(request.steps) - request.start != 1:
             raise ValueError("the baseline scores one new step per path (step-wise search)")
-        prm = self.prm
-        path = encode_path(prm.tokenizer, prm.config, request.problem.question, request.steps)
-        params = SamplingParams(
-            max_tokens=1, temperature=0.0, logprob_token_ids=[prm.good, prm.bad], skip_reading_prefix_cache=True
-        )
-        (out,) = prm.llm.generate([TokensPrompt(prompt_token_ids=path.ids)], params, use_tqdm=False)
-        logprobs = out.outputs[0].logprobs[0]
-        good, bad = math.exp(logprobs[prm.good].logprob), math.exp(logprobs[prm.bad].logprob)
-        return [good / (good + bad) if good + bad > 0 else 0.5], len(path.ids), out.num_cached_tokens or 0
+        return self.prm.score([request], read_cache=False)

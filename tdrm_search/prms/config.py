@@ -7,25 +7,28 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tdrm_search.prms.heads import HEAD_TYPES
+
 CONFIG_FILE = "tdrm_prm.json"
-HEADS = ("lm", "token_classify", "value", "likelihood")
+HEADS = tuple(HEAD_TYPES)
 
 
 @dataclass(frozen=True)
 class PRMConfig:
     """A PRM's input format and read-out.
 
-    head: "lm" reads P(good) / (P(good) + P(bad)) from the LM head at each step tag (Math-Shepherd style);
-          "token_classify" reads class `positive_label` of a 2-class head at each step tag (Qwen2.5-Math-PRM);
-          "value" reads sigmoid of a 1-logit sequence-classification head at the last token of the prefix
-          rendered as a whole conversation, one sequence per step (TDRM's scalar PRMs, outcome RMs);
-          "likelihood" reads sigmoid(scale * m_t + bias) from a causal LM, m_t the log-probability of the least
-          likely token of steps 0..t (`prms/likelihood.py`); `scale` and `bias` are learned by `prm_train`.
+    head: the read-out, one of HEADS, each a module of `prms/heads/`: "lm" reads P(good) / (P(good) + P(bad))
+          from the LM head at each step tag (Math-Shepherd style); "token_classify" reads class `positive_label`
+          of a token classifier at each step tag (Qwen2.5-Math-PRM); "value" reads sigmoid of a 1-logit
+          sequence-classification head at the last token of the prefix rendered as a whole conversation, one
+          sequence per step (TDRM's scalar PRMs, outcome RMs); "likelihood" reads sigmoid(scale * m_t + bias)
+          from a causal LM, m_t the log-probability of the least likely token of steps 0..t; `scale` and `bias`
+          are learned by `prm_train`.
     prompt_template: a format string with `{question}`, or "chat" to render the tokenizer's chat template
           (with `system_prompt` when given). Tag heads append the steps after the generation prompt; the value
           head renders them as the assistant's closed turn.
     Each step is stripped of surrounding white space and written as `step_join` (between steps) + step + `step_tag`
-    (the value and likelihood heads ignore the tag fields). README "PRMs" says which head to choose.
+    (heads that read no tag, value and likelihood, blank the tag fields). README "PRMs" says which head to choose.
     """
 
     head: str = "lm"
@@ -44,13 +47,11 @@ class PRMConfig:
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"PRM config: head must be one of {HEADS}, got {self.head!r}")
-        if self.head == "lm" and not (self.good_token and self.bad_token):
-            raise ValueError("PRM config: an 'lm' head needs good_token and bad_token")
-        if self.head in ("value", "likelihood"):  # no tag is read: the tag fields do not apply
+        head = HEAD_TYPES[self.head]
+        if not head.reads_tag:  # the tag fields do not apply
             for name, empty in (("step_tag", ""), ("good_token", None), ("bad_token", None)):
                 object.__setattr__(self, name, empty)
-        elif not self.step_tag:
-            raise ValueError("PRM config: step_tag must not be empty")
+        head.check_config(self)
         if self.prompt_template != "chat" and "{question}" not in self.prompt_template:
             raise ValueError("PRM config: prompt_template must be 'chat' or contain '{question}'")
 
@@ -106,16 +107,3 @@ PRESETS: dict[str, PRMConfig] = {
         aggregation="last",
     ),
 }
-
-
-def check_value_model(folder: str | Path) -> None:
-    """A 'value' head needs a *ForSequenceClassification folder with one label; a clear error otherwise."""
-    from transformers import AutoConfig
-
-    model_config = AutoConfig.from_pretrained(folder)
-    architectures = model_config.architectures or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures) or model_config.num_labels != 1:
-        raise ValueError(
-            f"{folder}: a 'value' PRM head needs a *ForSequenceClassification model with num_labels=1; its "
-            f"config.json has architectures {architectures} and num_labels={model_config.num_labels}"
-        )

@@ -1,7 +1,8 @@
-"""Turn (question, steps) into the token sequences a PRM runs and the positions it reads values at.
+"""Turn (question, steps) into the token sequences a PRM runs and the positions it reads values at; each head
+(`prms/heads/`) picks its encoding from these.
 
-Tag heads ("lm", "token_classify"): one sequence per path, one segment per step tokenised separately and
-concatenated, so the ids of a path are a prefix of the ids of its extensions, read at each step tag.
+Tag heads (and the likelihood head, with an empty tag): one sequence per path, one segment per step tokenised
+separately and concatenated, so the ids of a path are a prefix of the ids of its extensions, read at each step tag.
 The value head: one sequence per step, the conversation [user: question, assistant: steps so far] rendered
 as text and tokenised whole with the tokenizer's defaults, exactly as TDRM's trainer feeds its scalar PRMs
 (a template that writes the BOS token itself then gets a second one, as it did in training), read at its last
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from tdrm_search.prms.config import PRMConfig
+    from tdrm_search.prms.config import PRMConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ class EncodedPath:
     ids: list[int]
     ends: list[int]  # positions whose values are read, in step order (tag heads: each step's tag)
     shared: int | None = None  # leading ids the sequences of extensions share (None: all of them)
-    prompt: int = 0  # ids before the first step (tag and likelihood heads)
+    prompt: int = 0  # ids before the first step (one sequence per path)
 
     @property
     def prefix(self) -> tuple[int, ...]:
@@ -75,20 +78,6 @@ def conversation_parts(tokenizer, config: PRMConfig, question: str) -> tuple[str
     return before, after[0]
 
 
-def check_format(tokenizer, config: PRMConfig, where: str) -> None:
-    """A clear error, naming `where`, when the tokenizer cannot render the PRM's format."""
-    if config.prompt_template == "chat" and not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
-            f"{where}: the PRM config asks for the chat template (prompt_template 'chat') but the "
-            "tokenizer has none; add one to the tokenizer or set a prompt_template with '{question}'"
-        )
-    if config.head == "value":
-        try:
-            conversation_parts(tokenizer, config, "?")
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
-
-
 def step_text(config: PRMConfig, step: str, index: int) -> str:
     return (config.step_join if index else "") + step.strip() + config.step_tag
 
@@ -130,23 +119,6 @@ def encode_values(
     return out
 
 
-def encode_reads(
-    tokenizer,
-    config: PRMConfig,
-    question: str,
-    steps: list[str] | tuple[str, ...],
-    start: int = 0,
-    max_len: int | None = None,
-) -> list[EncodedPath]:
-    """The sequences any backend runs to read the values of steps[start:], in step order."""
-    if config.head == "value":
-        return encode_values(tokenizer, config, question, steps, start, max_len)
-    path = encode_path(tokenizer, config, question, steps, max_len)
-    if config.head == "likelihood":  # m_t needs every step's tokens: the whole path, read from `start`
-        return [path]
-    return [EncodedPath(path.ids, path.ends[start:], prompt=path.prompt)]
-
-
 def common_length(rows: list[list[int]]) -> int:
     """Length of the longest prefix all rows share."""
     shortest = min(map(len, rows))
@@ -167,6 +139,8 @@ def single_token_id(tokenizer, token: str, role: str) -> int:
 
 
 def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     width = max(map(len, paths))
     ids = torch.full((len(paths), width), pad, dtype=torch.long)
     mask = torch.zeros((len(paths), width), dtype=torch.long)

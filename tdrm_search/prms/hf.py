@@ -1,63 +1,27 @@
-"""A transformers PRM: the sequences that read a path's unscored steps (`encode_reads`) run batched, with the
+"""A transformers PRM: the sequences that read a path's unscored steps (its head's `encode`) run batched, with the
 key/values of scored sequences kept (bounded, least recently used first out) so a child computes only its new
-step (and, for the value head, the few end-of-turn tokens after it)."""
+step (and, for the value head, the few end-of-turn tokens after it). A head whose values need whole paths (the
+likelihood head) reads each path whole instead."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    AutoTokenizer,
-)
+from transformers import AutoTokenizer
 
 from tdrm_search.kv_cache import KV, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
-from tdrm_search.prms.config import PRMConfig, check_value_model
-from tdrm_search.prms.encoding import (
-    EncodedPath,
-    check_format,
-    common_length,
-    encode_reads,
-    pad_values,
-    right_pad,
-    single_token_id,
-)
-from tdrm_search.prms.likelihood import LikelihoodReadout, step_least_logprobs
-from tdrm_search.prms.qwen_prm import Qwen2ProcessRewardModel, is_process_reward_model
-
-
-def lm_readout(logits: torch.Tensor, good: int, bad: int) -> torch.Tensor:
-    """P(good) / (P(good) + P(bad)) from LM logits at step tags."""
-    return torch.softmax(logits[..., [good, bad]].float(), -1)[..., 0]
-
-
-def load_model(folder: str | Path, config: PRMConfig, dtype: torch.dtype):
-    if config.head == "value":
-        check_value_model(folder)
-        return AutoModelForSequenceClassification.from_pretrained(folder, dtype=dtype)
-    if config.head in ("lm", "likelihood"):
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    if is_process_reward_model(folder):
-        return Qwen2ProcessRewardModel.from_pretrained(folder, dtype=dtype)
-    return AutoModelForTokenClassification.from_pretrained(folder, dtype=dtype)
-
-
-def backbone_and_head(model, head: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The decoder that yields hidden states and the layer that reads them (LM head or classifier)."""
-    backbone = model.model if isinstance(model, Qwen2ProcessRewardModel) else model.base_model
-    if head in ("lm", "likelihood"):
-        return backbone, model.get_output_embeddings()
-    return backbone, model.score if hasattr(model, "score") else model.classifier
+from tdrm_search.prms.config import PRMConfig
+from tdrm_search.prms.encoding import EncodedPath, common_length, pad_values, right_pad
+from tdrm_search.prms.heads import head_for
 
 
 class HFPRM:
     """A PRM folder (model + tokenizer + tdrm_prm.json), or a model object with its tokenizer and config.
-    `cache_tokens` bounds the stored key/values of scored paths (0 turns reuse off). The PRM must be a causal
-    decoder: a step's value may depend on the steps before it only."""
+    `cache_tokens` bounds the stored key/values of scored paths (0 turns reuse off; a head that reads whole paths,
+    the likelihood head, stores none). The PRM must be a causal decoder: a step's value may depend on the steps
+    before it only."""
 
     def __init__(
         self,
@@ -69,44 +33,24 @@ class HFPRM:
         cache_tokens: int = 65_536,
         dtype: torch.dtype = torch.float32,
     ):
-        where = "HFPRM model object"
-        if isinstance(model, (str, Path)):
-            where = str(model)
-            config = config or PRMConfig.load(model)
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-            model = load_model(model, config, dtype)
+        folder = model if isinstance(model, (str, Path)) else None
+        if folder is not None:
+            config = config or PRMConfig.load(folder)
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(folder)
         if tokenizer is None or config is None:
             raise ValueError("HFPRM needs a tokenizer and a PRMConfig when given a model object")
-        check_format(tokenizer, config, where)
+        self.head = head_for(config, tokenizer)
+        self.head.check_format(str(folder) if folder is not None else "HFPRM model object")
+        if folder is not None:
+            model = self.head.load(folder, dtype)
         self.model, self.tokenizer, self.config, self.batch_size = model.eval(), tokenizer, config, batch_size
-        self.backbone, self.head = backbone_and_head(model, config.head)
-        if config.head == "lm":
-            self.good = single_token_id(tokenizer, config.good_token, "good_token")
-            self.bad = single_token_id(tokenizer, config.bad_token, "bad_token")
+        self.backbone = model.base_model
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.kv = PrefixKVCache(cache_tokens)
-        self.likelihood = None
-        if config.head == "likelihood":  # a model in training carries its read-out; a loaded one has it in config
-            self.likelihood = getattr(model, "likelihood_readout", None) or LikelihoodReadout(config.scale, config.bias)
 
     def encode(self, request: ScoreRequest) -> list[EncodedPath]:
-        return encode_reads(
-            self.tokenizer,
-            self.config,
-            request.problem.question,
-            request.steps,
-            request.start,
-            self.model.config.max_position_embeddings,
-        )
-
-    def readout(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Values from hidden states at read-out positions."""
-        logits = self.head(hidden)
-        if self.config.head == "lm":
-            return lm_readout(logits, self.good, self.bad)
-        if self.config.head == "value":
-            return torch.sigmoid(logits.float()[..., 0])
-        return torch.softmax(logits.float(), -1)[..., self.config.positive_label]
+        question, max_len = request.problem.question, self.model.config.max_position_embeddings
+        return self.head.encode(question, request.steps, request.start, max_len)
 
     @torch.inference_mode()
     def run(
@@ -124,19 +68,22 @@ class HFPRM:
             past_key_values=cache,
             use_cache=True,
         ).last_hidden_state
-        values = [self.readout(hidden[i, [p - start for p in at]]) for i, at in enumerate(reads)]
+        values = [
+            self.head.logits(self.model, hidden[i, [p - start for p in at]]).float().sigmoid()
+            for i, at in enumerate(reads)
+        ]
         return values, as_kv(cache)
 
+    @torch.inference_mode()
     def step_values(self, paths: list[EncodedPath]) -> list[torch.Tensor]:
         """Values at the read positions of whole sequences, nothing read from or written to the store."""
-        return self.run([p.ids for p in paths], None, 0, [p.ends for p in paths])[0]
+        return [logits.float().sigmoid() for logits in self.head.path_logits(self.model, paths, self.pad)]
 
     def score(self, requests: list[ScoreRequest]) -> ScoreOutput:
-        if self.likelihood is not None:
-            return self.score_likelihood(requests)
         encoded = [self.encode(r) for r in requests]
         rows = [(i, row) for i, seqs in enumerate(encoded) for row in seqs if row.ends]  # the rest do not fit
-        values, cached = self.score_rows([row for _, row in rows])
+        score = self.score_rows if self.head.reuses_prefixes else self.score_whole
+        values, cached = score([row for _, row in rows])
         scores: list[list[float]] = [[] for _ in requests]
         hits = [0] * len(requests)
         for (i, _), v, c in zip(rows, values, cached, strict=True):
@@ -145,19 +92,10 @@ class HFPRM:
         scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(scores, requests, strict=True)]
         return ScoreOutput(scores, [sum(len(row.ids) for row in seqs) for seqs in encoded], hits)
 
-    @torch.inference_mode()
-    def score_likelihood(self, requests: list[ScoreRequest]) -> ScoreOutput:
-        """The likelihood head reads each whole path (m_t needs every step's tokens), batched, nothing stored."""
-        paths = [self.encode(r)[0] for r in requests]
-        values: list[list[float]] = [[] for _ in requests]
-        for c in range(0, len(paths), self.batch_size):
-            chunk = [i for i in range(c, min(c + self.batch_size, len(paths))) if paths[i].ends]
-            if chunk:
-                least = step_least_logprobs(self.model, [paths[i] for i in chunk], self.pad)
-                for i, m in zip(chunk, least, strict=True):
-                    values[i] = torch.sigmoid(self.likelihood(m)).tolist()
-        scores = [pad_values(v, len(r.steps))[r.start :] for v, r in zip(values, requests, strict=True)]
-        return ScoreOutput(scores, [len(p.ids) for p in paths], [0] * len(paths))
+    def score_whole(self, rows: list[EncodedPath]) -> tuple[list[list[float]], list[int]]:
+        """Each row's values from the whole row, in batches, nothing stored."""
+        chunks = (rows[c : c + self.batch_size] for c in range(0, len(rows), self.batch_size))
+        return [v.tolist() for chunk in chunks for v in self.step_values(chunk)], [0] * len(rows)
 
     def score_rows(self, rows: list[EncodedPath]) -> tuple[list[list[float]], list[int]]:
         """Each row's values and how many of its tokens came from the store or from a part it shares with other

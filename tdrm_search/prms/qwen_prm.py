@@ -30,6 +30,11 @@ class Qwen2ProcessRewardModel(nn.Module):
         self.model, self.config = backbone, backbone.config
         self.score = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_labels))
 
+    @property
+    def base_model(self) -> nn.Module:
+        """The backbone that yields hidden states, as transformers' models name it."""
+        return self.model
+
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32) -> Qwen2ProcessRewardModel:
         model = cls(AutoModel.from_pretrained(folder, dtype=dtype)).to(dtype)
