@@ -606,8 +606,13 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+REFERENCES = (("majority@n", "majority vote", "--"), ("pass@n", "pass@n", ":"))  # of Best-of-N's own samples
+
+
 def plot(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """Per dataset, two PNGs from `summarize` rows: accuracy vs budget n, and vs mean generated tokens."""
+    """Per dataset, two PNGs from `summarize` rows: accuracy vs budget n, and vs mean generated tokens. Majority
+    vote and pass@n of Best-of-N's samples are drawn as grey reference lines: what no verifier, and a perfect
+    one, would make of the same samples."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -618,7 +623,7 @@ def plot(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
     paths = []
     for dataset in sorted({r["dataset"] for r in rows}):
         for x, label in (("n", "budget n"), ("mean_tokens", "mean generated tokens per problem")):
-            fig, ax = plt.subplots(figsize=(5, 3.5))
+            fig, ax = plt.subplots(figsize=(7.5, 3.6))
             for method in sorted({r["method"] for r in rows if r["dataset"] == dataset}):
                 points = sorted(
                     (r[x], r["accuracy"])
@@ -627,9 +632,14 @@ def plot(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
                 )
                 if points:
                     ax.plot(*zip(*points, strict=True), marker="o", label=method)
+            samples = [r for r in rows if r["dataset"] == dataset and r["method"] == "best_of_n" and r[x] is not None]
+            for key, name, style in REFERENCES:
+                points = sorted((r[x], r[key]) for r in samples if r[key] is not None)
+                if points:
+                    ax.plot(*zip(*points, strict=True), style, color="grey", label=f"{name} (Best-of-N's samples)")
             ax.set_xscale("log", base=2 if x == "n" else 10)
             ax.set(xlabel=label, ylabel="accuracy", title=dataset, ylim=(0, 1.02))
-            ax.legend()
+            ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
             ax.grid(alpha=0.3)
             stem = re.sub(r"[^\w.-]+", "_", dataset)
             path = out_dir / f"{stem}_accuracy_vs_{'budget' if x == 'n' else 'tokens'}.png"

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="search vs greedy on the lab task (no GPU, a few minutes)")
     parser.add_argument("--problems", type=int, default=32, help="lab problems to solve")
     parser.add_argument("--budgets", type=int, nargs="+", default=[4, 16], help="budgets n for the search methods")
-    parser.add_argument("--methods", nargs="+", default=["best_of_n", "beam", "mcts"])
+    parser.add_argument("--methods", nargs="+", default=["best_of_n", "beam", "mcts", "particle_filter"])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for records, summary and plots")
     add_engine_args(parser)
     parser.set_defaults(func=run, prm_backend="hf", prm=None)  # None: the best PRM the project ships
