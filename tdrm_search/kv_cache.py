@@ -1,6 +1,8 @@
 """A bounded store of key/value tensors for token-id prefixes, so children never recompute their parent.
 
-Entries are evicted least-recently-used first once the stored tokens pass `max_tokens`.
+Entries are evicted least-recently-used first once the stored tokens pass `max_tokens`. Tensors stay where the
+model made them (its device and dtype): nothing here moves or copies them to the CPU, so a model on a GPU keeps its
+store in GPU memory (`bytes` is what it holds there).
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""`device` and `dtype`: auto picks the CPU and float32 here (CUDA and bfloat16 where a GPU is), names parse, a GPU
+asked for where none exists is a one-line error, and every command that builds a transformers model takes both."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tdrm_search.cli import build_parser, main
+from tdrm_search.devices import resolve_device, resolve_dtype
+from tdrm_search.loading import load_policy, load_prm
+from tdrm_search.policies.base import SampleRequest
+from tdrm_search.vllm_engine import engine_placement
+
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+
+
+@NO_GPU
+def test_auto_is_the_cpu_in_float32_here():
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device(None) == torch.device("cpu")
+    assert resolve_dtype("auto") == torch.float32 and resolve_dtype("auto", "cpu") == torch.float32
+
+
+def test_auto_is_the_gpu_in_bfloat16_where_one_is(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_dtype("auto") == torch.bfloat16 and resolve_dtype("auto", "cpu") == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_dtype("auto", "cuda") == torch.float16
+    with pytest.raises(ValueError, match="2 CUDA GPU"):
+        resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [("float32", torch.float32), ("fp32", torch.float32), ("bf16", torch.bfloat16), ("torch.float16", torch.float16)],
+)
+def test_dtype_names(name, dtype):
+    assert resolve_dtype(name) == dtype and resolve_dtype(dtype) == dtype
+
+
+@pytest.mark.parametrize("name", ["gpu", "mps", "cpu:1", "cuda:x"])
+def test_a_name_that_is_no_device_is_refused(name):
+    with pytest.raises(ValueError, match="expected"):
+        resolve_device(name)
+    with pytest.raises(ValueError, match="expected"):
+        resolve_dtype("int8")
+
+
+@NO_GPU
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_a_gpu_where_none_exists_is_a_clear_error(name):
+    with pytest.raises(ValueError, match="no CUDA GPU is available here"):
+        resolve_device(name)
+    with pytest.raises(ValueError, match="no CUDA GPU is available here"):
+        load_policy("lab", backend="hf", device=name)
+    with pytest.raises(ValueError, match="no CUDA GPU is available here"):
+        engine_placement(name)  # the vLLM backend, before any engine starts
+
+
+@NO_GPU
+def test_vllm_placement_on_its_cpu_build():
+    assert engine_placement("auto", "auto") == {} and engine_placement("cpu") == {}
+    assert engine_placement("cpu", "bf16") == {"dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_hf_policy_in_a_dtype_keeps_its_store_on_its_device(dtype, lab_problems):
+    policy = load_policy("lab", backend="hf", device="auto", dtype=dtype)
+    precision = resolve_dtype(dtype)
+    assert policy.model.dtype == precision and policy.device == resolve_device("auto")
+    prefix = tuple(policy.encode_prompt(lab_problems[0].question))
+    out = policy.generate([SampleRequest(prefix, n=2, max_tokens=12, temperature=1.0, stop="\n\n", seed=3)], seed=0)
+    assert len(out.samples[0]) == 2 and all(s.token_ids for s in out.samples[0])
+    stored = [t for entry in policy.kv.entries.values() for kv in entry.kv for t in kv]
+    assert stored and {(t.device, t.dtype) for t in stored} == {(policy.device, precision)}
+
+
+def test_hf_policy_of_a_model_object_keeps_it_where_it_is(hf_lab_policy):
+    from tdrm_search.policies.hf import HFPolicy
+
+    policy = HFPolicy(hf_lab_policy.model, hf_lab_policy.tokenizer)
+    assert policy.device == torch.device("cpu") and policy.model.dtype == torch.float32
+
+
+def test_hf_prm_in_a_dtype(lab_problems):
+    from tdrm_search.prms.base import ScoreRequest
+
+    prm = load_prm("lab", backend="hf", dtype="bfloat16")
+    assert prm.model.dtype == torch.bfloat16
+    steps = ["Day 1: 3 + 4 = 7 coins.", "Answer: 7"]
+    (values,) = prm.score([ScoreRequest(lab_problems[0], steps)]).scores
+    assert len(values) == 2 and all(0 <= v <= 1 for v in values)
+
+
+MODEL_COMMANDS = [
+    ["search", "q"],
+    ["bench"],
+    ["demo"],
+    ["prm", "collect", "--out", "x"],
+    ["prm", "targets", "r"],
+    ["prm", "evaluate", "r"],
+    ["serve-reward"],
+]
+
+
+@pytest.mark.parametrize("argv", MODEL_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_every_command_that_builds_a_model_takes_device_and_dtype(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    assert (args.device, args.dtype) == ("auto", "auto")
+    args = parser.parse_args([*argv, "--device", "cpu", "--dtype", "bf16"])
+    assert (args.device, args.dtype) == ("cpu", "bf16")
+
+
+@NO_GPU
+@pytest.mark.parametrize("backend", ["hf", "vllm"])
+def test_search_on_a_missing_gpu_is_one_line(backend, capsys):
+    assert main(["search", "What is 2+3?", "--backend", backend, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA GPU is available here" in err[0], err
