@@ -1,9 +1,9 @@
 """How much of beam search's prompt work the vLLM prefix cache saves.
 
-    python benchmarks/prefix_reuse.py [--policy lab|smollm2|PATH] [--problems 16] [--n 16]
+    python benchmarks/prefix_reuse.py [--policy lab|smollm2|PATH] [--problems 16] [--n 16] [--out FILE]
 
 Prints, per beam width, generated tokens, prompt tokens sent and prompt tokens served from the cache,
-and writes benchmarks/results/prefix_reuse_<policy>.json.
+and writes benchmarks/results/prefix_reuse_<policy>.json (or --out).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=16)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--widths", default="1,4")
+    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/prefix_reuse_POLICY.json)")
     args = parser.parse_args()
 
     from tdrm_search import search_batch
@@ -96,8 +97,8 @@ def main() -> None:
             }
         )
     print(table(rows))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"prefix_reuse_{Path(args.policy).name}.json"
+    out = args.out or RESULTS / f"prefix_reuse_{Path(args.policy).name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(
         orjson.dumps(
             {

@@ -12,7 +12,7 @@ train on --problems x --k best-of-n rollouts; the MC kinds on the first problems
 cost about as much; the tree kinds on beam-search trees (no verifier) on the first problems whose trees cost about
 as much. Stages are cached under --work (rollouts as JSONL, one run folder per PRM and seed), so a rerun resumes.
 Writes benchmarks/results/lab_prm_comparison.{json,md,png} (`--head likelihood`: lab_prm_comparison_likelihood.*;
-several seeds: a `_seedsK` suffix).
+several seeds: a `_seedsK` suffix; --results DIR: another folder).
 """
 
 from __future__ import annotations
@@ -240,12 +240,14 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="a few minutes: 40 x 4 training, 20 x 16 eval, 1 epoch")
     p.add_argument("--ship", action="store_true", help="copy the best TD PRM to tdrm_search/assets/lab-prm")
     p.add_argument("--name", help="results file stem (default: lab_prm_comparison[_HEAD][_seedsK])")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder of the .json, .md and .png")
     args = p.parse_args()
     if args.quick:
         args.problems, args.k, args.eval_problems, args.pool, args.search_problems, args.epochs = 40, 4, 20, 16, 8, 2
         args.td_rounds, args.work = 1, args.work.with_name(args.work.name + "_quick")
     ns = tuple(n for n in NS if n <= args.pool)
     args.work.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
 
     from tdrm_search.policies.vllm import VLLMPolicy
 
@@ -307,18 +309,18 @@ def main() -> None:
             "summary": summarise(rows, ns),
             "seeds": rows,
         }
-        (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     tds, mcs = [k for k in per_kind if k in TD_KINDS], [k for k in per_kind if k in MC_KINDS]
     if tds and mcs and all(per_kind[k][0] for k in tds + mcs):
         report["td_minus_mc_bon16"] = {
             f"{t} - {m}": paired_difference(per_kind[t], per_kind[m]) for t in tds for m in mcs
         }
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     md = f"# Lab PRM comparison at equal labelling compute ({args.head} head)\n\n" + table(report) + "\n"
     for pair, d in report.get("td_minus_mc_bon16", {}).items():
         md += f"\nBoN@16 {pair}: {d['mean']:+.3f} ± {d['se']:.3f} (standard error over {d['problems']} problems)\n"
-    (RESULTS / f"{stem}.md").write_text(md)
-    plot(report, ns, RESULTS / f"{stem}.png")
+    (args.results / f"{stem}.md").write_text(md)
+    plot(report, ns, args.results / f"{stem}.png")
     print(md)
     if args.ship and tds:
         best = max(tds, key=lambda k: report["prms"][k]["summary"]["wmaj@16"]["mean"])

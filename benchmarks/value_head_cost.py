@@ -1,6 +1,6 @@
 """What scoring a search costs with a value-head PRM (TDRM's scalar form): tdrm against TDRM's own scorer.
 
-    python benchmarks/value_head_cost.py [--prm PATH] [--problems 8] [--n 16,64] [--max-steps 8]
+    python benchmarks/value_head_cost.py --prm PATH [--problems 8] [--n 16,64] [--max-steps 8] [--results DIR]
 
 Beam search on lab problems deep enough to reach `max_steps`, the lab policy generating on vLLM, one value-head
 PRM scoring in three ways, same seeds: `HFPRM` (prefix key/value store), the same model as TDRM's search scores
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hf-cache-tokens", type=int, default=None, help="HFPRM store bound (default: HFPRM's)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of value_head_cost.json and .md")
     args = parser.parse_args()
     from tdrm_search.policies.vllm import VLLMPolicy
 
@@ -152,9 +153,9 @@ def main() -> None:
     }
     print(table(rows))
     print(json.dumps(ratios, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "value_head_cost.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "value_head_cost.md").write_text(
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "value_head_cost.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.results / "value_head_cost.md").write_text(
         f"# Value-head PRM scoring cost (lab, depth {args.max_steps}, {len(problems)} problems)\n\n"
         f"`{report['command']}`\n\n{table(rows)}\n\nRatios:\n\n```json\n{json.dumps(ratios, indent=2)}\n```\n"
     )
