@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from tdrm_search.bench import Chunk, Pair, run_chunk
+from tdrm_search.bench.plan import Chunk
+from tdrm_search.bench.run import Pair, run_chunk
 from tdrm_search.loading import EngineSpec
 from tdrm_search.types import Problem, SearchResult
 

@@ -196,7 +196,7 @@ if __name__ == "__main__":  # the slow run killed by test_sigkill_mid_run_then_r
 
 
 def test_records_carry_the_no_verifier_references_of_their_own_candidates():
-    from tdrm_search.bench import grade_candidates
+    from tdrm_search.bench.grade import grade_candidates
     from tdrm_search.types import Problem, Trajectory
 
     def cand(answer, score):
@@ -271,7 +271,7 @@ def test_the_extraction_policy_can_be_chosen_per_dataset(tmp_path):
 
 
 def test_a_policy_chooses_again_by_the_searchs_selection():
-    from tdrm_search.bench import grade_extraction
+    from tdrm_search.bench.grade import grade_extraction
     from tdrm_search.types import Trajectory
 
     def cand(text, score, answer):  # answer: what the engine's strict reading gave
