@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tdrm_search.devices import model_device
 from tdrm_search.prms.encoding import EncodedPath, encode_path, right_pad
 
 if TYPE_CHECKING:
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Head:
-    """A step-tag path by default: one sequence per path, each step followed by `step_tag`, read at the tags by a
-    layer on the hidden states (`logits`), so stored or packed prefixes serve every extension."""
+    """A PRM head. The defaults are a step-tag head's: one sequence per path, each step followed by `step_tag`, a
+    causal LM read at the tags by a layer on the hidden states (`logits`), so stored or packed prefixes serve every
+    extension. A new head is one module here that overrides what differs, plus its line in the registry."""
 
     name: ClassVar[str]
     reads_tag: ClassVar[bool] = True  # the config's step_tag (and token) fields apply
@@ -76,18 +78,20 @@ class Head:
 
     def path_logits(self, model, paths: Sequence[EncodedPath], pad: int) -> list[torch.Tensor]:
         """The logits at each path's read positions, whole sequences run as one right-padded batch."""
-        ids, mask = right_pad([p.ids for p in paths], pad)
+        ids, mask = right_pad([p.ids for p in paths], pad, model_device(model))
         hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
         return [self.logits(model, hidden[i, p.ends]) for i, p in enumerate(paths)]
 
     # training (prm_train)
 
-    def init_model(self, base: str | Path):
-        """The model to train from the causal LM at `base`, in float32."""
+    def init_model(self, base: str | Path, dtype: torch.dtype | None = None):
+        """The model to train from the causal LM at `base`, in `dtype` (default float32; read-out parameters
+        attached beside it stay float32)."""
         import torch
         from transformers import AutoModelForCausalLM
 
-        return self.attach(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), self.config)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype or torch.float32)
+        return self.attach(model, self.config)
 
     @classmethod
     def attach(cls, model, config: PRMConfig):
