@@ -69,8 +69,10 @@ def register(subparsers) -> None:
     p.add_argument("rollouts", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
-        "--base", default="lab", help='backbone to start from: "lab" (the lab policy), "smollm2" or a folder'
+        "--base", default="lab", help=f'backbone to start from: "lab" (the lab policy), "smollm2", or {MODEL_HELP}'
     )
+    add_revision_arg(p, "--base-revision", "--base")
+    add_placement_args(p)
     add_config_args(p, TargetSpec)
     add_config_args(p, TrainConfig, only=[f.name for f in dataclasses.fields(TrainConfig) if f.name != "targets"])
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
@@ -176,9 +178,10 @@ def run_train(args) -> int:
     from tdrm_search.prms.config import PRMConfig
 
     cfg = config_from_args(TrainConfig, args, targets=config_from_args(TargetSpec, args))
-    base = resolve(args.base, LAB_POLICY, "base model")
+    base = resolve(args.base, LAB_POLICY, "base model", args.base_revision)
     config = PRMConfig(**{**HEAD_CONFIGS[args.head], **args.prm_config})
-    result = train_prm(base, read_rollouts(args.rollouts), config, cfg, args.out, args.resume)
+    rollouts = read_rollouts(args.rollouts)
+    result = train_prm(base, rollouts, config, cfg, args.out, args.resume, device=args.device, dtype=args.dtype)
     print(f"trained in {result.seconds:.0f}s ({result.steps} steps); PRM folder: {args.out}")
     return 0
 

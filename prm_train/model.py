@@ -14,6 +14,7 @@ import torch
 from transformers import AutoTokenizer
 
 from prm_train.data import Rollout
+from tdrm_search.devices import model_device, placement
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.encoding import EncodedPath, common_length, pad_values
 from tdrm_search.prms.heads import HEAD_TYPES, Head, head_for
@@ -74,12 +75,16 @@ def check_tokenizer(model, tokenizer, config: PRMConfig) -> Head:
     return head
 
 
-def load_backbone(base: str | Path, config: PRMConfig, seed: int = 0) -> tuple[torch.nn.Module, object]:
-    """The model to train and its tokenizer from a causal-LM folder (e.g. the lab policy), in float32 training
-    mode, as the config's head starts it (`init_model`)."""
+def load_backbone(
+    base: str | Path, config: PRMConfig, seed: int = 0, device: str = "auto", dtype: str = "auto"
+) -> tuple[torch.nn.Module, object]:
+    """The model to train and its tokenizer from a causal-LM folder (e.g. the lab policy), in training mode on
+    `device` in `dtype` ("auto": a CUDA GPU when present, else the CPU; bfloat16 on a GPU, float32 on the CPU), as
+    the config's head starts it (`init_model`)."""
+    where, precision = placement(device, dtype)
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    return head_for(config, tokenizer).init_model(base).train(), tokenizer
+    return head_for(config, tokenizer).init_model(base, precision).to(where).train(), tokenizer
 
 
 def packed_path(packed: Packed) -> EncodedPath:
@@ -117,9 +122,11 @@ def read_logits(model, packed: Sequence[Packed], readout: Head, pad: int) -> tor
         allowed[i, : len(p.ids), : len(p.ids)] = p.mask()
     dtype = model.get_input_embeddings().weight.dtype
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+    where = model_device(model)
+    ids, mask, positions = ids.to(where), mask.to(where), positions.to(where)
     hidden = model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
-    rows = torch.tensor([i for i, p in enumerate(packed) for _ in p.ends], dtype=torch.long)
-    cols = torch.tensor([e for p in packed for e in p.ends], dtype=torch.long)
+    rows = torch.tensor([i for i, p in enumerate(packed) for _ in p.ends], dtype=torch.long, device=where)
+    cols = torch.tensor([e for p in packed for e in p.ends], dtype=torch.long, device=where)
     return readout.logits(model, hidden[rows, cols])
 
 

@@ -31,6 +31,7 @@ from prm_train.model import (
     rollout_values,
 )
 from prm_train.targets import TargetSpec, all_targets
+from tdrm_search.devices import model_device
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.heads import Head
 from tdrm_search.prms.heads.likelihood import logit, step_least_logprobs
@@ -87,7 +88,7 @@ def fit(
     state = {"round": 0, "epoch": 0, "targets": None, "losses": [], "steps": 0}
     ckpt = Path(run_dir) / CHECKPOINT if run_dir else None
     if resume and ckpt and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False)
+        saved = torch.load(ckpt, weights_only=False, map_location=model_device(model))
         if saved["config"] != cfg.to_dict():
             raise ValueError(f"{ckpt} was written with a different training config; start a new run_dir")
         model.load_state_dict(saved["model"])
@@ -134,7 +135,7 @@ def calibrate(model, packed: Sequence[Packed], targets, keep, pad: int, batch_si
             for c in range(0, len(keep), batch_size)
         ]
     )
-    y = torch.tensor([t for i in keep for t in targets[i]], dtype=feats.dtype)
+    y = torch.tensor([t for i in keep for t in targets[i]], dtype=feats.dtype, device=feats.device)
     opt = torch.optim.LBFGS(readout.parameters(), lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
@@ -170,8 +171,8 @@ def run_epoch(
     )
     for batch in bar:
         logits = read_logits(model, [packed[i] for i in batch], readout, pad)
-        y = torch.tensor([t for i in batch for t in targets[i]], dtype=logits.dtype)
-        loss = F.binary_cross_entropy_with_logits(logits, y)
+        y = torch.tensor([t for i in batch for t in targets[i]], device=logits.device)  # float32, as the loss
+        loss = F.binary_cross_entropy_with_logits(logits.float(), y)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -192,10 +193,14 @@ def train_prm(
     progress: bool = True,
     meta: dict | None = None,
     log: Callable[[str], None] = print,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> TrainResult:
-    """Initialise from the causal LM at `base`, train, and leave `run_dir` an exported PRM (plus checkpoint)."""
-    model, tokenizer = load_backbone(base, config, cfg.seed)
-    meta = {"base": str(base), "rollouts": len(rollouts), "train": cfg.to_dict(), **(meta or {})}
+    """Initialise from the causal LM at `base` on `device` in `dtype` ("auto": a CUDA GPU when present, else the
+    CPU; bfloat16 on a GPU, float32 on the CPU), train, and leave `run_dir` an exported PRM (plus checkpoint)."""
+    model, tokenizer = load_backbone(base, config, cfg.seed, device, dtype)
+    placed = {"device": str(model_device(model)), "dtype": str(model.dtype).removeprefix("torch.")}
+    meta = {"base": str(base), "rollouts": len(rollouts), "train": cfg.to_dict(), **placed, **(meta or {})}
     export(model, tokenizer, config, run_dir, meta)
     result = fit(model, tokenizer, config, rollouts, cfg, run_dir, resume, progress, log)
     meta.update(losses=result.losses, seconds=round(result.seconds, 1), steps=result.steps)

@@ -106,7 +106,11 @@ def load_policy(
     **kwargs,
 ) -> Policy:
     """ "lab" is the embedded lab policy, "smollm2" SmolLM2-135M-Instruct; anything else a model folder or a
-    Hugging Face model id (at `revision`)."""
+    Hugging Face model id (at `revision`); an http(s) URL a server's OpenAI-compatible API (`policies/remote.py`)."""
+    if spec.startswith(("http://", "https://")):
+        from tdrm_search.policies.remote import remote_policy
+
+        return remote_policy(spec)
     check_backend(backend)
     if backend == "vllm":
         from tdrm_search.vllm_engine import engine_placement
@@ -137,6 +141,10 @@ def load_prm(
     check_backend(backend)
     if spec is None:
         spec = "lab" if LAB_PRM.is_dir() else "oracle"
+    if spec.startswith(("http://", "https://")):  # a server's API (`prms/remote.py`)
+        from tdrm_search.prms.remote import remote_prm
+
+        return remote_prm(spec, config=kwargs.get("config"))
     if spec == "none":
         from tdrm_search.prms.constant import ConstantPRM
 
@@ -153,20 +161,10 @@ def load_prm(
     if backend == "hf":
         from tdrm_search.prms.hf import HFPRM
 
-        return HFPRM(path, **hf_placement(device, dtype), **kwargs)
+        return HFPRM(path, device=device, dtype=dtype, **kwargs)
     from tdrm_search.prms.vllm import VLLMPRM
 
     return VLLMPRM(path, **kwargs)
-
-
-def hf_placement(device: str, dtype: str) -> dict:
-    """HFPRM's placement arguments."""
-    from tdrm_search.devices import placement
-
-    where, precision = placement(device, dtype)
-    if where.type != "cpu":  # HFPRM gains `device` once the PRM heads refactor lands
-        raise ValueError(f"device {device!r}: the transformers PRM runs on the CPU only for now")
-    return {"dtype": precision}
 
 
 @dataclass(frozen=True)

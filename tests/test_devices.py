@@ -58,6 +58,8 @@ def test_a_gpu_where_none_exists_is_a_clear_error(name):
     with pytest.raises(ValueError, match="no CUDA GPU is available here"):
         load_policy("lab", backend="hf", device=name)
     with pytest.raises(ValueError, match="no CUDA GPU is available here"):
+        load_prm("lab", backend="hf", device=name)
+    with pytest.raises(ValueError, match="no CUDA GPU is available here"):
         engine_placement(name)  # the vLLM backend, before any engine starts
 
 
@@ -104,6 +106,7 @@ MODEL_COMMANDS = [
     ["prm", "targets", "r"],
     ["prm", "evaluate", "r"],
     ["serve-reward"],
+    ["prm", "train", "r", "--out", "o"],
 ]
 
 
@@ -122,3 +125,34 @@ def test_search_on_a_missing_gpu_is_one_line(backend, capsys):
     assert main(["search", "What is 2+3?", "--backend", backend, "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no CUDA GPU is available here" in err[0], err
+
+
+@pytest.mark.parametrize("head", ["lm", "value", "likelihood"])
+def test_prm_training_in_bfloat16(head, tmp_path):
+    """Each head trains in the dtype asked for, its loss in float32; the run records where it ran; the exported
+    PRM loads in float32 on the CPU (auto) and scores."""
+    import json
+
+    from test_prm_model import lab_rollouts
+
+    from prm_train.cli import HEAD_CONFIGS
+    from prm_train.model import load_backbone
+    from prm_train.targets import TargetSpec
+    from prm_train.train import TrainConfig, train_prm
+    from tdrm_search.loading import LAB_POLICY
+    from tdrm_search.prms.base import ScoreRequest
+    from tdrm_search.prms.config import PRMConfig
+
+    config = PRMConfig(**HEAD_CONFIGS[head])
+    model, _ = load_backbone(LAB_POLICY, config, device="cpu", dtype="bf16")
+    assert model.dtype == torch.bfloat16 and all(p.dtype == torch.float32 for p in model.parameters() if p.ndim == 0)
+    cfg = TrainConfig(TargetSpec("outcome"), rounds=1, epochs=1, batch_size=4, lr=1e-3)
+    rollouts = lab_rollouts(8)
+    result = train_prm(LAB_POLICY, rollouts, config, cfg, tmp_path, progress=False, log=lambda s: None, dtype="bf16")
+    assert result.steps == 2 and all(loss == loss for loss in result.losses)  # finite, not NaN
+    meta = json.loads((tmp_path / "training.json").read_text())
+    assert (meta["device"], meta["dtype"]) == ("cpu", "bfloat16")
+    prm = load_prm(str(tmp_path), backend="hf")
+    assert prm.model.dtype == torch.float32
+    (values,) = prm.score([ScoreRequest(rollouts[0].problem, tuple(rollouts[0].steps))]).scores
+    assert len(values) == len(rollouts[0].steps)

@@ -138,7 +138,7 @@ def single_token_id(tokenizer, token: str, role: str) -> int:
     return ids[0]
 
 
-def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def right_pad(paths: list[list[int]], pad: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
     width = max(map(len, paths))
@@ -147,4 +147,4 @@ def right_pad(paths: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Ten
     for i, p in enumerate(paths):
         ids[i, : len(p)] = torch.tensor(p)
         mask[i, : len(p)] = 1
-    return ids, mask
+    return (ids, mask) if device is None else (ids.to(device), mask.to(device))  # built on the CPU, moved once

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
+from tdrm_search.devices import model_device, placement
 from tdrm_search.kv_cache import KV, PrefixKVCache, as_kv, batch_cache, crop
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
@@ -21,7 +22,9 @@ class HFPRM:
     """A PRM folder (model + tokenizer + tdrm_prm.json), or a model object with its tokenizer and config.
     `cache_tokens` bounds the stored key/values of scored paths (0 turns reuse off; a head that reads whole paths,
     the likelihood head, stores none). The PRM must be a causal decoder: a step's value may depend on the steps
-    before it only."""
+    before it only. A folder loads on `device` in `dtype` ("auto": a CUDA GPU when present, else the CPU; bfloat16
+    on a GPU, float32 on the CPU); a model object stays where it is unless `device` names one. Stored key/values
+    stay on the model's device."""
 
     def __init__(
         self,
@@ -31,7 +34,8 @@ class HFPRM:
         *,
         batch_size: int = 16,
         cache_tokens: int = 65_536,
-        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
     ):
         folder = model if isinstance(model, (str, Path)) else None
         if folder is not None:
@@ -42,7 +46,11 @@ class HFPRM:
         self.head = head_for(config, tokenizer)
         self.head.check_format(str(folder) if folder is not None else "HFPRM model object")
         if folder is not None:
-            model = self.head.load(folder, dtype)
+            where, precision = placement(device, dtype)
+            model = self.head.load(folder, precision).to(where)
+        elif str(device) != "auto":
+            model = model.to(placement(device, "auto")[0])
+        self.device = model_device(model)
         self.model, self.tokenizer, self.config, self.batch_size = model.eval(), tokenizer, config, batch_size
         self.backbone = model.base_model
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -58,13 +66,13 @@ class HFPRM:
     ) -> tuple[list[torch.Tensor], KV]:
         """Rows of new ids after a shared `past` of `start` tokens (right padding, so padded positions are
         never read); values at each row's absolute positions `reads`, and the batch's key/values."""
-        ids, mask = right_pad(rows, self.pad)
+        ids, mask = right_pad(rows, self.pad, self.device)
         batch = len(rows)
         cache = batch_cache(past, batch)
         hidden = self.backbone(
             input_ids=ids,
-            attention_mask=torch.cat([torch.ones(batch, start, dtype=torch.long), mask], 1),
-            position_ids=torch.arange(start, start + ids.shape[1]).expand(batch, -1),
+            attention_mask=torch.cat([torch.ones(batch, start, dtype=torch.long, device=self.device), mask], 1),
+            position_ids=torch.arange(start, start + ids.shape[1], device=self.device).expand(batch, -1),
             past_key_values=cache,
             use_cache=True,
         ).last_hidden_state

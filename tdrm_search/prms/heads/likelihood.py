@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, ClassVar
 
+from tdrm_search.devices import model_device
 from tdrm_search.prms.encoding import EncodedPath, right_pad
 from tdrm_search.prms.heads.base import Head, skip_cache
 
@@ -75,7 +76,7 @@ def logit(readout, least):
 def step_least_logprobs(model, paths: Sequence[EncodedPath], pad: int) -> list[torch.Tensor]:
     """m_t at every read position (`ends`) of every path, whose steps start at `prompt`. Right-padded batch;
     differentiable when grad is on."""
-    ids, mask = right_pad([p.ids for p in paths], pad)
+    ids, mask = right_pad([p.ids for p in paths], pad, model_device(model))
     logprobs = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
     token_lp = logprobs[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]  # index j: log P(token j + 1)
     return [running_least(token_lp[i], p) for i, p in enumerate(paths)]

@@ -48,16 +48,16 @@ class ValueHead(Head):
     def logits(self, model, hidden: torch.Tensor) -> torch.Tensor:
         return classifier(model)(hidden)[..., 0]
 
-    def init_model(self, base: str | Path):
-        """A fresh 1-logit `score` layer on the backbone at `base`; a tokenizer without a pad token gets TDRM's
-        added `[PAD]` (embeddings resized)."""
+    def init_model(self, base: str | Path, dtype: torch.dtype | None = None):
+        """A fresh 1-logit `score` layer on the backbone at `base`, in `dtype` (default float32); a tokenizer
+        without a pad token gets TDRM's added `[PAD]` (embeddings resized)."""
         import torch
         from transformers import AutoModelForSequenceClassification
 
         if self.tokenizer.pad_token is None:
             self.tokenizer.add_special_tokens({"pad_token": "[PAD]"})
         model = AutoModelForSequenceClassification.from_pretrained(
-            base, dtype=torch.float32, num_labels=1, pad_token_id=self.tokenizer.pad_token_id
+            base, dtype=dtype or torch.float32, num_labels=1, pad_token_id=self.tokenizer.pad_token_id
         )
         if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
             model.resize_token_embeddings(len(self.tokenizer))
