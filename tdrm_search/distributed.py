@@ -5,6 +5,10 @@ that imports ray (`pip install tdrm[ray]`).
 `Replicas.execute` runs a bench grid's chunks (`tdrm bench --replicas K`): this process stays the one writer of
 the results file, appending records as chunks come back. `Replicas.search_batch` is `search_batch` over the pool.
 
+Models: each replica resolves the spec's names itself (a local folder, or a Hugging Face model id from its own
+machine's cache or the hub; `loading`), and places its transformers models by the spec's `device` and `dtype`, so
+"auto" is the replica's own GPU where Ray gave it one (`gpus`), else its CPU.
+
 Faults: a replica that dies (killed, out of memory) has its in-flight chunk queued again for the others; a chunk
 that fails twice is recorded as failed with the reason (a bench run) or raises (`search_batch`), and the run goes
 on. No replica is started in a dead one's place; when none is left, the run stops with an error (the results file

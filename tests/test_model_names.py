@@ -134,3 +134,18 @@ def test_search_command_names_an_uncached_model_in_one_line(hf_home):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "'tdrm-test/not-cached'" in lines[0] and "neither a model folder nor in the Hugging Face cache" in lines[0]
+
+
+def test_prm_train_starts_from_a_hub_backbone(offline, tmp_path):
+    from test_prm_model import lab_rollouts
+
+    from prm_train.data import write_rollouts
+    from tdrm_search.cli import main
+
+    write_rollouts(tmp_path / "rollouts.jsonl", lab_rollouts(8))
+    argv = ["prm", "train", str(tmp_path / "rollouts.jsonl"), "--out", str(tmp_path / "run"), "--head", "likelihood"]
+    argv += ["--base", POLICY_ID, "--kind", "outcome", "--epochs", "1", "--batch-size", "8"]
+    assert main(argv) == 0
+    meta = orjson.loads((tmp_path / "run" / "training.json").read_bytes())
+    assert meta["base"] == str(offline / f"models--tdrm-test--lab-policy/snapshots/{MAIN}")
+    assert main([*argv[:-8], "--base", "tdrm-test/missing"]) == 2
