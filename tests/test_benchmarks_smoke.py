@@ -360,6 +360,13 @@ def test_benchmark_runs(name, launched):
     case.check(tmp, done.stdout)
 
 
+def test_every_benchmark_script_has_a_case():
+    """A new script in benchmarks/ or benchmarks/lab/ needs its smallest run here, or it can rot unseen."""
+    scripts = {p.relative_to(ROOT / "benchmarks").with_suffix("").as_posix() for p in ROOT.glob("benchmarks/**/*.py")}
+    covered = {name.split("[")[0] for name in CASES}
+    assert scripts == covered, f"no smoke case: {sorted(scripts - covered)}; no script: {sorted(covered - scripts)}"
+
+
 def test_no_benchmark_wrote_into_the_committed_results(launched):
     for _, future in launched["runs"].values():
         future.exception()  # every launched run has finished
