@@ -11,6 +11,7 @@ from tdrm_search.strategies import STRATEGIES
 
 METHODS = tuple(STRATEGIES)  # the search methods: the strategy registry's names
 ALLOCATIONS = ("value", "even")
+SCHEDULES = ("auto", "lockstep", "async")  # engine drivers (`engine.search_iter`, `async_driver.py`)
 PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
 POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations")
 
@@ -77,6 +78,14 @@ class SearchConfig:
     )
     confidence: float = field(default=0.95, metadata={"help": "stop: P(leading answer beats the runner-up) to stop"})
     wave: int = field(default=4, metadata={"help": "best_of_n with stop: samples per round"})
+    schedule: str = field(
+        default="auto",
+        metadata={
+            "choices": SCHEDULES,
+            "help": "lockstep: every problem's round in one generate call; async: each problem advances as soon as "
+            "its own requests are done (a server policy only); auto: async on a server policy, else lockstep",
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -105,6 +114,8 @@ class SearchConfig:
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}; choose one of {list(SELECTIONS)}")
         check_stop(self.stop, self.confidence, self.wave)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {list(SCHEDULES)}")
 
     @classmethod
     def make(cls, method: str, n: int, seed: int, **options) -> SearchConfig:

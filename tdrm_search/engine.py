@@ -98,7 +98,12 @@ def search_iter(
     if isinstance(problems, (str, Problem)):
         raise ValueError("search_iter and search_batch take a list of problems; use search() for one")
     trees = [new_tree(as_problem(p, i), policy, i) for i, p in enumerate(problems)]
-    return lockstep(trees, Expander(policy, prm, cfg))
+    expander = Expander(policy, prm, cfg)
+    if cfg.schedule == "async" or (cfg.schedule == "auto" and hasattr(policy, "submit")):
+        from tdrm_search.async_driver import asynchronous  # each problem advances on its own (a server policy)
+
+        return asynchronous(trees, expander)
+    return lockstep(trees, expander)
 
 
 def lockstep(trees: list[Tree], expander: Expander) -> Iterator[Round]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from tdrm_search.config import SearchConfig
 from tdrm_search.ending import ending, final_answer
-from tdrm_search.policies.base import Policy, Sample, SampleRequest
+from tdrm_search.policies.base import GenerateOutput, Policy, Sample, SampleRequest
 from tdrm_search.prms.base import PRM, ScoreRequest, check_scores
 from tdrm_search.steps import split_steps
 from tdrm_search.tree import Tree
@@ -52,6 +52,20 @@ class Expander:
 
     def expand(self, jobs: list[Job]) -> list[list[int]]:
         """Expand every job's node; return, per job, the last new node of each sample (scored)."""
+        requests = self.sample_requests(jobs)
+        started = time.perf_counter()
+        out = self.policy.generate(requests, seed=self.call_seed())
+        leaves = self.add_samples(jobs, out, time.perf_counter() - started)
+        self.score(jobs, leaves)
+        return leaves
+
+    def call_seed(self) -> int:
+        """The seed of the next generate call (for requests without their own); counts the call."""
+        self.generate_calls += 1
+        return self.config.seed * 1_000_003 + self.generate_calls - 1
+
+    def sample_requests(self, jobs: list[Job]) -> list[SampleRequest]:
+        """One request per job: sample its node's children, seeded by its tree's round and its place in it."""
         cfg = self.config
         nth = Counter()  # a request's place among its tree's requests this round
         requests = []
@@ -68,10 +82,10 @@ class Expander:
                 )
             )
             nth[id(job.tree)] += 1
-        started = time.perf_counter()
-        out = self.policy.generate(requests, seed=cfg.seed * 1_000_003 + self.generate_calls)
-        generate_s = time.perf_counter() - started
-        self.generate_calls += 1
+        return requests
+
+    def add_samples(self, jobs: list[Job], out: GenerateOutput, generate_s: float) -> list[list[int]]:
+        """Add the generated samples to the trees (not yet scored); per job, the last new node of each sample."""
         leaves = []
         for job, samples, prompt, cached in zip(
             jobs, out.samples, out.prompt_tokens, out.cached_prompt_tokens, strict=True
@@ -80,7 +94,6 @@ class Expander:
             leaves.append([self.add_sample(job, sample) for sample in samples])
         for stats in per_tree(jobs):
             stats.update(generate_calls=1, generate_s=generate_s)
-        self.score(jobs, leaves)
         return leaves
 
     def add_sample(self, job: Job, sample: Sample) -> int:

@@ -3,11 +3,12 @@ http://HOST:PORT/v1`.
 
 Prompts go as token ids (the completions API takes a list of ints; vLLM and SGLang accept it), so the server's
 prefix cache serves shared prefixes exactly as the in-process engine's does; generated token ids come back with
-vLLM's `return_token_ids`, so children continue from the exact ids, never re-tokenised text. Each of a request's n
-samples is its own HTTP request with the seed the in-process vLLM policy would give it (`sample_seeds`), so
-prompt and cached-prompt counts are the server's own usage per sample, as in-process. Greedy requests run once and
-are copied. The tokenizer (to build prompts and split steps) loads locally from the model's path that /v1/models
-reports (`root`), unless one is given.
+vLLM's `return_token_ids`, so children continue from the exact ids, never re-tokenised text. A request's n samples
+go as one HTTP request (vLLM seeds sample k with seed + k: the per-sample seeds the in-process vLLM policy gives,
+`sample_seeds`); the counters are the server's usage, which counts a request's prompt once for its n samples
+(in-process: once per sample) and its cached prompt tokens as vLLM reports them (`--enable-prompt-tokens-details`).
+Greedy requests run once and are copied. The tokenizer (to build prompts and split steps) loads locally from the
+model's path that /v1/models reports (`root`), unless one is given.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def finish_of(choice: dict) -> str:
 class OpenAIPolicy:
     """The policy a server serves. `model` defaults to the one /v1/models lists; `api_key` goes as a Bearer token;
     at most `max_concurrency` requests are in flight; `seed_requests=False` sends no per-request seeds (for a server
-    whose sampler cannot seed a request: then nothing is reproducible); `timeout_s`, `retries` and `backoff_s` as
-    in `RemoteClient`."""
+    whose sampler cannot seed a request: then nothing is reproducible); `split_samples=True` sends each sample as its
+    own request (usage then counts every sample's prompt, as in-process; slower); `timeout_s`, `retries` and
+    `backoff_s` as in `RemoteClient`."""
 
     def __init__(
         self,
@@ -70,6 +72,7 @@ class OpenAIPolicy:
         retries: int = 5,
         backoff_s: float = 0.5,
         seed_requests: bool = True,
+        split_samples: bool = False,
         max_model_len: int | None = None,
     ):
         self.client = RemoteClient(
@@ -85,7 +88,7 @@ class OpenAIPolicy:
         self.where = f"remote policy {self.client.base_url} ({self.model})"
         self.tokenizer = load_tokenizer(tokenizer, entry.get("root"), self.where)
         self.prompt_template = prompt_template
-        self.seed_requests = seed_requests
+        self.seed_requests, self.split_samples = seed_requests, split_samples
         self._max_len = max_model_len or entry.get("max_model_len") or getattr(self.tokenizer, "model_max_length", 0)
         if not self._max_len or self._max_len > 10**8:
             raise ValueError(f"{self.where}: the server reports no max_model_len; pass max_model_len=")
@@ -101,14 +104,14 @@ class OpenAIPolicy:
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
-    def body(self, request: SampleRequest, seed: int | None) -> dict:
+    def body(self, request: SampleRequest, n: int, seed: int | None) -> dict:
         body = {
             "model": self.model,
             "prompt": list(request.prefix),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
-            "n": 1,
+            "n": n,
             "return_token_ids": True,
             "include_stop_str_in_output": True,
             "skip_special_tokens": True,
@@ -119,39 +122,55 @@ class OpenAIPolicy:
             body["seed"] = seed
         return body
 
-    async def sample(self, request: SampleRequest, seed: int | None, what: str) -> tuple[Sample, int, int]:
-        """One sample: the sample, its prompt tokens and cached prompt tokens (the server's usage)."""
-        data = await self.client.post("/completions", self.body(request, seed), what)
-        choice = data["choices"][0]
-        ids = choice.get("token_ids")
-        if ids is None:
-            raise ValueError(
-                f"{self.where}: the server returned no token ids (vLLM's return_token_ids); tdrm needs them so "
-                "children continue from the exact ids"
-            )
+    async def sample(self, request: SampleRequest, n: int, seed: int | None, what: str):
+        """`n` samples of one request in one HTTP request: the samples, and the prompt and cached prompt tokens of
+        the server's usage."""
+        data = await self.client.post("/completions", self.body(request, n, seed), what)
+        samples = []
+        for choice in sorted(data["choices"], key=lambda c: c.get("index", 0)):
+            ids = choice.get("token_ids")
+            if ids is None:
+                raise ValueError(
+                    f"{self.where}: the server returned no token ids (vLLM's return_token_ids); tdrm needs them so "
+                    "children continue from the exact ids"
+                )
+            samples.append(Sample(list(ids), choice.get("text", ""), finish_of(choice)))
         usage = data.get("usage") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        return Sample(list(ids), choice.get("text", ""), finish_of(choice)), usage.get("prompt_tokens", 0), cached
+        return samples, usage.get("prompt_tokens", 0), cached
 
     async def agenerate(self, requests: list[SampleRequest], seed: int) -> GenerateOutput:
-        """`generate` on the client's event loop: every sample its own request, all in flight at once (bounded)."""
-        owners = [i for i, r in enumerate(requests) for _ in range(1 if r.temperature == 0 else r.n)]
-        own = {i: iter(sample_seeds(r.seed, r.n)) for i, r in enumerate(requests) if r.seed is not None}
-        seeds = [next(own[i]) if i in own else s for i, s in zip(owners, sample_seeds(seed, len(owners)), strict=True)]
-        tasks = [
-            self.sample(
-                requests[i],
-                s,
-                f"completion request {i} of {len(requests)} ({len(requests[i].prefix)} prompt tokens, "
-                f"max_tokens {requests[i].max_tokens})",
+        """`generate` on the client's event loop, every HTTP request in flight at once (bounded by the client).
+
+        One HTTP request per request with `n` samples (vLLM seeds its k-th sample with seed + k, which are the
+        per-sample seeds `VLLMPolicy` gives); with `split_samples`, one per sample (n=1, the same seeds), so the
+        server's usage counts each sample's prompt as the in-process engine's counters do. Greedy requests run once
+        and are copied."""
+        calls = []  # (request index, samples in this HTTP request, seed)
+        for i, r in enumerate(requests):
+            count = 1 if r.temperature == 0 else r.n
+            first = sample_seeds(r.seed if r.seed is not None else seed * 1_000_003 + i, 1)[0]
+            first -= 2**62 if first + count >= 2**63 else 0  # the server takes int64 seeds: first + k must fit
+            if self.split_samples:
+                calls += [(i, 1, first + k) for k in range(count)]
+            else:
+                calls.append((i, count, first))
+        results = await asyncio.gather(
+            *(
+                self.sample(
+                    requests[i],
+                    n,
+                    s,
+                    f"completion request {i} of {len(requests)} ({len(requests[i].prefix)} prompt tokens, "
+                    f"max_tokens {requests[i].max_tokens})",
+                )
+                for i, n, s in calls
             )
-            for i, s in zip(owners, seeds, strict=True)
-        ]
-        results = await asyncio.gather(*tasks)
+        )
         samples: list[list[Sample]] = [[] for _ in requests]
         prompt, cached = [0] * len(requests), [0] * len(requests)
-        for i, (sample, p, c) in zip(owners, results, strict=True):
-            samples[i].append(sample)
+        for (i, _, _), (new, p, c) in zip(calls, results, strict=True):
+            samples[i] += new
             prompt[i] += p
             cached[i] += c
         samples = [s * r.n if len(s) < r.n else s for s, r in zip(samples, requests, strict=True)]

@@ -1,0 +1,198 @@
+"""Search against a policy server (issue 30): in-process lockstep, remote lockstep, remote async, and raw generation
+through the same server as the ceiling.
+
+The benchmark starts vLLM's OpenAI-compatible server of the lab policy on 127.0.0.1 (`tdrm_search.vllm_server`,
+the in-process engine's settings) and stops it at the end; the lab PRM runs in-process on vLLM in every run. Beam
+and Best-of-N on lab problems at each n:
+
+- in-process lockstep: `VLLMPolicy` (the engine's own path);
+- remote lockstep: `OpenAIPolicy` through the server, one round of every problem at a time;
+- remote async: the same policy, each problem advancing as soon as its own requests are done;
+- raw: as many tokens sampled through the same server from the same prompts, every request at once
+  (`ignore_eos`, fixed length): the ceiling for generation through it.
+
+Generation throughput is generated tokens per second of wall time, end to end (PRM scoring included: in async runs
+it overlaps generation); `vs raw` divides it by the raw run's. Lockstep runs also report tokens per second of
+generate-call time alone (`gen_tok_s`, as benchmarks/search_cost.py does). Prefix caches (server and in-process)
+are emptied before every run. Accuracy is graded against the lab answers.
+
+    python benchmarks/server_search.py            # 64 problems, n = 16 and 64 (long on 2 cores)
+    python benchmarks/server_search.py --quick    # 8 problems, n = 16: a smoke test of every row
+
+Writes benchmarks/results/server_search.json (or --out) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = ("in-process lockstep", "remote lockstep", "remote async")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--problems", type=int, default=64)
+    p.add_argument("--n", type=int, nargs="+", default=[16, 64])
+    p.add_argument("--methods", nargs="+", default=["beam", "best_of_n"])
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--problem-seed", type=int, default=2026, help="seed of the lab problems")
+    p.add_argument("--concurrency", type=int, default=256, help="requests in flight to the server at most")
+    p.add_argument("--quick", action="store_true", help="8 problems, n = 16: a smoke test")
+    p.add_argument("--out", type=Path, default=RESULTS / "server_search.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.problems, args.n = 8, [16]
+    return args
+
+
+def reset_server_cache(url: str) -> None:
+    import httpx
+
+    httpx.post(url.removesuffix("/v1") + "/reset_prefix_cache", timeout=60).raise_for_status()
+
+
+def run_search(name, method, n, problems, policy, prm, seed, schedule, reset) -> dict:
+    from tdrm_search.engine import search_batch
+
+    reset()
+    started = time.perf_counter()
+    results = search_batch(problems, policy, prm, method=method, n=n, seed=seed, schedule=schedule)
+    wall = time.perf_counter() - started
+    total = {
+        k: sum(r.stats[k] for r in results)
+        for k in ("generated_tokens", "prompt_tokens", "cached_prompt_tokens", "prm_tokens", "generate_calls")
+    }
+    correct = [r.correct for r in results if r.correct is not None]
+    row = {
+        "run": name,
+        "method": method,
+        "n": n,
+        "schedule": schedule,
+        **total,
+        "accuracy": sum(correct) / len(correct),
+        "correct": [bool(c) for c in correct],
+        "wall_s": wall,
+        "tok_s": total["generated_tokens"] / wall,
+    }
+    if schedule == "lockstep":  # generate-call time is shared by every problem of a round: once
+        gen_s = max(r.stats["generate_s"] for r in results)
+        row.update(generate_s=gen_s, gen_tok_s=total["generated_tokens"] / gen_s)
+    print(f"  {method} n={n} {name}: {wall:.1f}s, acc {row['accuracy']:.3f}, {row['tok_s']:.0f} tok/s", flush=True)
+    return row
+
+
+def run_raw(policy, problems, n: int, tokens: int, url: str) -> dict:
+    """About `tokens` tokens sampled through the server from the problems' prompts: one request of n samples per
+    problem, all at once."""
+    import asyncio
+
+    per_sample = max(1, math.ceil(tokens / (len(problems) * n)))
+    reset_server_cache(url)
+
+    async def one(prompt, k):
+        body = {
+            "model": policy.model,
+            "prompt": prompt,
+            "n": n,
+            "max_tokens": per_sample,
+            "temperature": 0.8,
+            "ignore_eos": True,
+            "seed": k,
+            "return_token_ids": True,
+        }
+        data = await policy.client.post("/completions", body, "raw sample")
+        return sum(len(c["token_ids"]) for c in data["choices"])
+
+    async def everything():
+        prompts = [policy.encode_prompt(p.question) for p in problems]
+        return await asyncio.gather(*(one(prompt, k) for k, prompt in enumerate(prompts)))
+
+    started = time.perf_counter()
+    generated = sum(policy.client.run(everything()))
+    wall = time.perf_counter() - started
+    print(f"  raw n={n}: {wall:.1f}s, {generated / wall:.0f} tok/s", flush=True)
+    return {"run": "raw (server)", "n": n, "generated_tokens": generated, "wall_s": wall, "tok_s": generated / wall}
+
+
+def paired_difference(a: list[bool], b: list[bool]) -> tuple[float, float]:
+    """Mean of a - b over problems and its standard error."""
+    d = [int(x) - int(y) for x, y in zip(a, b, strict=True)]
+    mean = sum(d) / len(d)
+    var = sum((x - mean) ** 2 for x in d) / max(1, len(d) - 1)
+    return mean, math.sqrt(var / len(d))
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| method | n | run | accuracy | generated tokens | wall s | tok/s end to end | vs raw | gen-call tok/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        acc = f"{r['accuracy']:.3f}" if "accuracy" in r else "-"
+        ratio = f"{r['vs_raw']:.2f}x" if r.get("vs_raw") is not None else "-"
+        gen = f"{r['gen_tok_s']:.0f}" if r.get("gen_tok_s") else "-"
+        lines.append(
+            f"| {r.get('method', '-')} | {r['n']} | {r['run']} | {acc} | {r['generated_tokens']:,} | "
+            f"{r['wall_s']:.1f} | {r['tok_s']:.0f} | {ratio} | {gen} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tdrm_search.loading import LAB_POLICY, LAB_PRM
+    from tdrm_search.policies.remote import OpenAIPolicy
+    from tdrm_search.policies.vllm import VLLMPolicy
+    from tdrm_search.prms.vllm import VLLMPRM
+    from tdrm_search.tasks.lab import generate_problems
+    from tdrm_search.vllm_server import vllm_server
+
+    problems = generate_problems(args.problems, seed=args.problem_seed)
+    log = args.out.with_suffix(".server.log")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    with vllm_server(LAB_POLICY, name="lab-policy", log=log) as server:
+        remote = OpenAIPolicy(server.url, max_concurrency=args.concurrency)
+        local, prm = VLLMPolicy(LAB_POLICY), VLLMPRM(LAB_PRM)
+
+        def reset_local():
+            local.llm.reset_prefix_cache()
+            prm.llm.reset_prefix_cache()
+
+        def reset_remote():
+            reset_server_cache(server.url)
+            prm.llm.reset_prefix_cache()
+
+        setups = {
+            "in-process lockstep": (local, "lockstep", reset_local),
+            "remote lockstep": (remote, "lockstep", reset_remote),
+            "remote async": (remote, "async", reset_remote),
+        }
+        for n in args.n:
+            for method in args.methods:
+                cell = []
+                for name in RUNS:
+                    policy, schedule, reset = setups[name]
+                    cell.append(run_search(name, method, n, problems, policy, prm, args.seed, schedule, reset))
+                raw = run_raw(remote, problems, n, cell[1]["generated_tokens"], server.url)
+                raw["method"] = method
+                base = cell[0]["correct"]
+                for row in cell:
+                    row["vs_raw"] = row["tok_s"] / raw["tok_s"]
+                    if row is not cell[0]:
+                        row["accuracy_minus_in_process"] = paired_difference(row["correct"], base)
+                rows += [*cell, raw]
+                args.out.write_text(json.dumps({"setup": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2))
+        remote.close()
+    print(table(rows))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
