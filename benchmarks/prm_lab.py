@@ -1,5 +1,6 @@
 """The lab PRM comparison at equal labelling compute: outcome, Monte-Carlo (Math-Shepherd) labels, TD(0), n-step TD
-and TD(λ) with online re-targeting, and targets read from the engine's own search trees (tree MC, tree TD(0));
+and TD(λ) with online re-targeting, TDRM's own in-step TD(0) and 2-step TD (tdrm_td0, tdrm_td2: targets from the
+network in every step, γ = 0.8), and targets read from the engine's own search trees (tree MC, tree TD(0));
 exact step labels as the ceiling; majority vote, pass@n, the exact checker and the backbone's own step likelihood
 (no PRM training) as reference rows.
 
@@ -56,8 +57,9 @@ HEADS = {  # the read-out every PRM of one run trains (--head): a step-tag class
 }
 NS = (4, 16, 64)
 DATA = {"outcome": "paths", "exact": "paths", "td_lambda": "paths", "mc_soft": "mc", "tree_mc": "trees"}
-DATA |= {"tree_td0": "trees", "td0": "paths", "nstep": "paths"}
-TD_KINDS = ("td_lambda", "tree_td0", "td0", "nstep")
+DATA |= {"tree_td0": "trees", "td0": "paths", "nstep": "paths", "tdrm_td0": "paths", "tdrm_td2": "paths"}
+TD_KINDS = ("td_lambda", "tree_td0", "td0", "nstep", "tdrm_td0", "tdrm_td2")
+IN_STEP_KINDS = ("tdrm_td0", "tdrm_td2")  # TDRM's schedule: targets in every step, gamma 0.8, no rounds
 SEARCH_METHODS = ("beam", "mcts")  # the search rows, on the first --search-problems eval problems
 MC_KINDS = ("mc_soft",)
 
@@ -77,8 +79,8 @@ def cached(path: Path, make) -> tuple[list[Rollout], dict]:
 
 
 def train_config(kind: str, seed: int, args) -> TrainConfig:
-    rounds = args.td_rounds if kind in TD_KINDS else 1
-    spec = TargetSpec(kind, gamma=1.0, lam=args.lam)
+    rounds = args.td_rounds if kind in TD_KINDS and kind not in IN_STEP_KINDS else 1
+    spec = TargetSpec(kind, gamma=None if kind in IN_STEP_KINDS else 1.0, lam=args.lam)
     return TrainConfig(spec, rounds=rounds, epochs=max(1, args.epochs // rounds), batch_size=32, lr=args.lr, seed=seed)
 
 

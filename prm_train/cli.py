@@ -1,4 +1,7 @@
-"""`tdrm prm {collect,import,targets,train,evaluate,export}`: the PRM training pipeline from the command line."""
+"""`tdrm prm {collect,import,targets,train,evaluate,export}`: the PRM training pipeline from the command line.
+
+`python -m prm_train.cli train ...` is `tdrm prm train ...`, the form `accelerate launch -m prm_train.cli train ...`
+runs in every process."""
 
 from __future__ import annotations
 
@@ -156,7 +159,7 @@ def run_targets(args) -> int:
 
     rollouts, spec = read_rollouts(args.rollouts), config_from_args(TargetSpec, args)
     values = None
-    if spec.bootstraps:
+    if spec.bootstraps or spec.in_step:
         if args.prm is None and not spec.reads_tree:
             raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass --prm FOLDER")
         if args.prm:
@@ -205,3 +208,16 @@ def run_export(args) -> int:
 
     print(f"exported {export_checkpoint(args.run_dir, args.out)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m prm_train.cli SUBCOMMAND ...`: `tdrm prm SUBCOMMAND ...` (what `accelerate launch -m` runs)."""
+    import sys
+
+    from tdrm_search.cli import main as tdrm
+
+    return tdrm(["prm", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

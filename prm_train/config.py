@@ -12,7 +12,8 @@ from tdrm_search.config import METHODS
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """`rounds` × `epochs` passes over the data; bootstrapped targets are refreshed once per round."""
+    """`rounds` × `epochs` passes over the data; bootstrapped targets are refreshed once per round. `batch_size` is
+    the global batch (all processes of a launch together, all `grad_accum` micro-batches)."""
 
     targets: TargetSpec = field(default_factory=TargetSpec)
     rounds: int = field(default=1, metadata={"help": "online re-targeting rounds (bootstrapped targets)"})
@@ -22,11 +23,23 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     seed: int = field(default=0, metadata={"help": "initialisation and shuffling seed"})
     max_len: int = field(default=512, metadata={"help": "tokens per sequence (steps past it lose their targets)"})
+    grad_accum: int = field(
+        default=1, metadata={"help": "micro-batches per process per step (the global batch stays --batch-size)"}
+    )
+    grad_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in the backward pass"})
+    mixed_precision: str = field(
+        default="auto",
+        metadata={"choices": ("auto", "no", "bf16", "fp16"), "help": "autocast (auto: accelerate's launch config)"},
+    )
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank through peft (0: train every weight)"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha"})
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "epochs", "batch_size", "max_len"):
+        for name in ("rounds", "epochs", "batch_size", "max_len", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lora_r < 0:
+            raise ValueError(f"lora_r must be >= 0, got {self.lora_r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -87,6 +87,21 @@ def load_backbone(
     return head_for(config, tokenizer).init_model(base, precision).to(where).train(), tokenizer
 
 
+def add_lora(model, config: PRMConfig, r: int, alpha: float):
+    """LoRA adapters (peft, rank `r`) on every linear layer of `model`'s backbone, in place: the backbone's weights
+    freeze, the adapters and the head's own read-out (the value head's fresh `score`, the likelihood head's
+    (scale, bias)) train. Returns the peft wrapper, whose `merge_and_unload()` gives the plain model back."""
+    from peft import LoraConfig, get_peft_model
+
+    readout = [n for n, _ in model.named_parameters() if n.startswith(("score.", "likelihood_readout."))]
+    lora = LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", exclude_modules=["score"])
+    wrapped = get_peft_model(model, lora)
+    for name, param in model.named_parameters():
+        if name in readout:
+            param.requires_grad_(True)
+    return wrapped
+
+
 def packed_path(packed: Packed) -> EncodedPath:
     """A single-path row (tag and likelihood heads) as the path it packs."""
     return EncodedPath(packed.ids, packed.ends, prompt=packed.prompt)

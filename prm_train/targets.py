@@ -22,6 +22,15 @@ Over a search tree (rollouts cut from one tree by `prm_train.collect`, sharing t
                completions
   tree TD(0)   y(u) = r + γ · mean over u's children c of B(c), B(c) = z_c at a finished leaf, else V(c);
                a finished leaf gets z. Round 0 (no model yet) bootstraps from tree MC.
+
+TDRM's own schedule (tdrm/tdrm_{1,2}_step_train.py in THUDM/TDRM): semi-gradient TD computed inside every training
+step from the same network's current values (no rounds), γ = 0.8 by default, the terminal step's loss weighted by
+`terminal_weight`. With ρ_k = r_k for k < T-1 and ρ_{T-1} = z (the outcome is the reward past the last state):
+
+  tdrm_td0     y_t = r_t + γ V(s_{t+1})                        (t < T-1; V(s_{T-1}) is the network's too)
+  tdrm_td2     y_t = ρ_t + γ ρ_{t+1} + γ² V(s_{t+2})           (the V term only where s_{t+2} exists: at t = T-2,
+                                                                y = r_{T-2} + γ z, TDRM's state3_mask = 0)
+  both         y_{T-1} = z, weight `terminal_weight`; V = sigmoid(logit) of this step's forward pass, detached
 """
 
 from __future__ import annotations
@@ -34,8 +43,11 @@ from prm_train.data import Rollout
 from tdrm_search.tree import ROOT, Tree
 
 KINDS = ("outcome", "exact", "mc_hard", "mc_soft", "td0", "nstep", "td_lambda", "tree_mc", "tree_td0")
+IN_STEP = {"tdrm_td0": 1, "tdrm_td2": 2}  # TDRM's in-step TD: kind -> steps looked ahead
+KINDS += tuple(IN_STEP)
 BOOTSTRAPPED = ("td0", "nstep", "td_lambda", "tree_td0")
 TREE_KINDS = ("tree_mc", "tree_td0")
+TDRM_GAMMA = 0.8
 
 
 def clip01(x: float) -> float:
@@ -114,19 +126,48 @@ def td_lambda_targets(
     return [clip01(g) for g in G]
 
 
+def tdrm_targets(
+    values: Sequence[float], outcome: float, n: int, gamma: float, rewards: Sequence[float] | None = None
+) -> list[float]:
+    """TDRM's in-step n-step TD targets (n = 1 or 2 in its trainers) of every step from the network's current
+    `values` (V(s_0..s_{T-1}), read in the same training step); the terminal step gets z."""
+    T = len(values)
+    r = _check(values, rewards, T, gamma)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    rho = r + [float(outcome)]  # ρ: the shaped rewards, then the outcome past the last state
+    out = []
+    for t in range(T - 1):
+        ret = sum(gamma**k * rho[t + k] for k in range(min(n, T - t)))
+        if t + n <= T - 1:
+            ret += gamma**n * values[t + n]
+        out.append(clip01(ret))
+    return out + [clip01(outcome)]
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     """Which targets to train on. `step_reward` is a constant shaped reward r_t on every transition."""
 
     kind: str = field(default="td_lambda", metadata={"choices": KINDS, "help": "target kind (docs/method.md §1)"})
-    gamma: float = field(default=1.0, metadata={"help": "discount"})
+    gamma: float | None = field(default=None, metadata={"help": "discount (none: 0.8 for tdrm_*, TDRM's; else 1)"})
     lam: float = field(default=0.7, metadata={"help": "TD(lambda)'s lambda"})
     n: int = field(default=3, metadata={"flag": "--n-step", "help": "n of n-step targets"})
     step_reward: float = field(default=0.0, metadata={"help": "shaped reward r_t of every transition"})
+    terminal_weight: float = field(default=1.0, metadata={"help": "loss weight of the terminal step (tdrm_* kinds)"})
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown target kind {self.kind!r}; choose one of {list(KINDS)}")
+        if self.gamma is None:
+            object.__setattr__(self, "gamma", TDRM_GAMMA if self.in_step else 1.0)
+        if self.terminal_weight < 0:
+            raise ValueError(f"terminal_weight must be >= 0, got {self.terminal_weight}")
+
+    @property
+    def in_step(self) -> bool:
+        """Targets computed inside every training step from the network being trained (TDRM's schedule)."""
+        return self.kind in IN_STEP
 
     @property
     def bootstraps(self) -> bool:
@@ -153,8 +194,12 @@ def rollout_targets(rollout: Rollout, spec: TargetSpec, values: Sequence[float] 
     if spec.reads_tree:
         raise ValueError(f"{spec.kind} targets read the whole tree: use all_targets")
     if values is None:
+        if spec.in_step:
+            raise ValueError(f"{spec.kind} targets are computed in each training step from its values: pass values")
         raise ValueError(f"{spec.kind} targets bootstrap from a value function: pass values")
     rewards = [spec.step_reward] * (T - 1)
+    if spec.in_step:
+        return tdrm_targets(values, z, IN_STEP[spec.kind], spec.gamma, rewards)
     if spec.kind == "td_lambda":
         return td_lambda_targets(values, z, spec.gamma, spec.lam, rewards)
     return n_step_targets(values, z, 1 if spec.kind == "td0" else spec.n, spec.gamma, rewards)
