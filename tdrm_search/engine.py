@@ -99,7 +99,7 @@ def search_iter(
         raise ValueError("search_iter and search_batch take a list of problems; use search() for one")
     trees = [new_tree(as_problem(p, i), policy, i) for i, p in enumerate(problems)]
     expander = Expander(policy, prm, cfg)
-    if cfg.schedule == "async" or (cfg.schedule == "auto" and hasattr(policy, "submit")):
+    if cfg.schedule == "async":
         from tdrm_search.async_driver import asynchronous  # each problem advances on its own (a server policy)
 
         return asynchronous(trees, expander)
