@@ -27,8 +27,13 @@ class PRMConfig:
     prompt_template: a format string with `{question}`, or "chat" to render the tokenizer's chat template
           (with `system_prompt` when given). Tag heads append the steps after the generation prompt; the value
           head renders them as the assistant's closed turn.
+          "tag_value" reads sigmoid of a causal LM's scalar value head at each step tag (Skywork's PRMs); "turns"
+          renders each step as a user turn answered by the assistant with `step_tag` and reads P(good) / (P(good) +
+          P(bad)) of that answer (RLHFlow's PRMs).
     Each step is stripped of surrounding white space and written as `step_join` (between steps) + step + `step_tag`
-    (heads that read no tag, value and likelihood, blank the tag fields). README "PRMs" says which head to choose.
+    (heads that read no tag, value and likelihood, blank the tag fields); `split_tag` tokenises the tag apart from
+    its step (the step's ids, then the tag's), as Skywork's and TRL's PRMs were trained. A `prompt_template` may
+    write the tokenizer's BOS token with `{bos}`. README "PRMs" says which head to choose.
     """
 
     head: str = "lm"
@@ -39,6 +44,7 @@ class PRMConfig:
     prompt_template: str = "chat"
     system_prompt: str | None = None
     step_join: str = ""
+    split_tag: bool = False
     step_delimiter: str = "\n\n"
     aggregation: str = "last"
     scale: float = 1.0
@@ -62,7 +68,11 @@ class PRMConfig:
 
     @classmethod
     def load(cls, folder: str | Path) -> PRMConfig:
+        """The folder's tdrm_prm.json; without one, the preset its config.json's architecture names unambiguously
+        (`detect_preset`)."""
         path = Path(folder) / CONFIG_FILE
+        if not path.is_file() and (Path(folder) / "config.json").is_file():
+            return PRESETS[detect_preset(folder)]
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} not found: a PRM folder needs a {CONFIG_FILE} "
@@ -106,4 +116,66 @@ PRESETS: dict[str, PRMConfig] = {
         step_join="\n\n",
         aggregation="last",
     ),
+    # Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B and -7B: bos + question + "\n", then each step's ids and the id of
+    # "\n"; sigmoid of the value head (v_head.summary) at each step's "\n".
+    "skywork_prm": PRMConfig(
+        head="tag_value",
+        step_tag="\n",
+        good_token=None,
+        bad_token=None,
+        split_tag=True,
+        prompt_template="{bos}{question}\n",
+        aggregation="min",
+    ),
+    # RLHFlow/Llama3.1-8B-PRM-Deepseek-Data and -Mistral-Data: each step a user turn (the first "question step"),
+    # the assistant answers "+"; P(+) / (P(+) + P(-)) at that answer.
+    "rlhflow": PRMConfig(
+        head="turns",
+        step_tag="+",
+        good_token="+",
+        bad_token="-",
+        prompt_template="{question} ",
+        aggregation="min",
+    ),
+    # TRL's PRMTrainer (e.g. HuggingFaceH4/Qwen2.5-Math-1.5B-Instruct-PRM-0.2): *ForTokenClassification, 2 labels,
+    # "question\nstep\nstep\n", label 1 (correct) read at each separator's last token.
+    "trl_prm": PRMConfig(
+        head="token_classify",
+        step_tag="\n",
+        good_token=None,
+        bad_token=None,
+        positive_label=1,
+        split_tag=True,
+        prompt_template="{question}\n",
+        aggregation="min",
+    ),
 }
+
+
+# architectures that only one released PRM family uses: a folder without tdrm_prm.json is read with its preset
+DETECTED = {"Qwen2ForProcessRewardModel": "qwen25_math_prm", "Qwen2ForPrmModel": "skywork_prm"}
+# architectures several formats share (the prompt, separator or chat layout is a training choice config.json does not
+# record): the presets that may fit, for the error
+CANDIDATES = {
+    "ForTokenClassification": ("trl_prm", "qwen25_math_prm"),
+    "ForSequenceClassification": ("tdrm",),
+    "ForCausalLM": ("math_shepherd", "rlhflow", "thinkprm", "genprm"),
+}
+
+
+def detect_preset(folder: str | Path) -> str:
+    """The preset a folder without tdrm_prm.json is read with, from its config.json only (never its name): an
+    architecture that names exactly one preset (`DETECTED`). Anything else is a FileNotFoundError (no config) that
+    lists the presets, those the architecture may fit first."""
+    architectures = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or []
+    found = {DETECTED[a] for a in architectures if a in DETECTED}
+    if len(found) == 1:
+        return found.pop()
+    fits = [p for a in architectures for end, names in CANDIDATES.items() if a.endswith(end) for p in names]
+    fits = [p for p in dict.fromkeys(fits) if p in PRESETS]
+    hint = f" (its architecture may fit {', '.join(fits)})" if fits else ""
+    raise FileNotFoundError(
+        f"{Path(folder) / CONFIG_FILE} not found and config.json's architectures {architectures} do not name one PRM "
+        f"preset{hint}: write a {CONFIG_FILE} (PRMConfig(...).save(folder)), pass config=PRESETS[...], or on the "
+        f"command line --prm-config PRESET, one of {', '.join(PRESETS)}"
+    )

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tdrm_search.devices import model_device
-from tdrm_search.prms.encoding import EncodedPath, encode_path, right_pad
+from tdrm_search.prms.encoding import EncodedPath, right_pad
+from tdrm_search.prms.heads.steps import encode_steps
 
 if TYPE_CHECKING:
     import torch
@@ -57,12 +58,12 @@ class Head:
         self, question: str, steps: Sequence[str], start: int = 0, max_len: int | None = None
     ) -> list[EncodedPath]:
         """The sequences any backend runs to read the values of steps[start:], in step order."""
-        path = encode_path(self.tokenizer, self.config, question, steps, max_len)
+        path = encode_steps(self.tokenizer, self.config, question, steps, max_len)
         return [EncodedPath(path.ids, path.ends[start:], prompt=path.prompt)]
 
     def prompt_ids(self, question: str) -> list[int]:
         """The ids every sequence of the question starts with, before its first step (`cost.py`)."""
-        return encode_path(self.tokenizer, self.config, question, ()).ids
+        return encode_steps(self.tokenizer, self.config, question, ()).ids
 
     # transformers
 

