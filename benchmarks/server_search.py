@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
     from tdrm_search.vllm_server import vllm_server
 
     problems = generate_problems(args.problems, seed=args.problem_seed)
-    log = args.out.with_suffix(".server.log")
+    log = Path(tempfile.gettempdir()) / "tdrm_server_search.server.log"  # the server's own log, for a failed run
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     with vllm_server(LAB_POLICY, name="lab-policy", log=log) as server:

