@@ -45,7 +45,7 @@ def trajectory(tree: Tree, leaf: int, cfg: SearchConfig) -> Trajectory:
         step_scores=scores,
         score=aggregate(scores, cfg.aggregation),
         answer=node.answer,
-        finish=node.terminal,
+        finish=node.terminal,  # type: ignore[arg-type]  # a leaf is terminal: never None here
         num_tokens=tree.generated_tokens(leaf),
         node=leaf,
     )
@@ -60,7 +60,7 @@ def solutions(tree: Tree, cfg: SearchConfig) -> tuple[list[Trajectory], Trajecto
 def search_result(tree: Tree, cfg: SearchConfig, stats: Counter, wall_s: float) -> SearchResult:
     """A finished search as its SearchResult: the solutions, the chosen one, the counters and the tree itself."""
     candidates, best = solutions(tree, cfg)
-    out = {key: stats.get(key, 0) for key in STAT_KEYS}
+    out: dict[str, float] = {key: stats.get(key, 0) for key in STAT_KEYS}
     out.update(
         wall_s=wall_s,
         nodes=len(tree.nodes),
@@ -110,7 +110,7 @@ def lockstep(trees: list[Tree], expander: Expander) -> Iterator[Round]:
     """The driver loop of `search_iter`: every problem's strategy in lockstep, each round one expansion of every
     live problem's requests."""
     cfg = expander.config
-    stats = [Counter() for _ in trees]
+    stats: list[Counter[str]] = [Counter() for _ in trees]
     strategies = [STRATEGIES[cfg.method](tree, cfg) for tree in trees]
     started = time.perf_counter()
     pending = {i: next(s, None) for i, s in enumerate(strategies)}
@@ -176,7 +176,7 @@ def search_batch(
 ) -> list[SearchResult]:
     """Search every problem with one method; each expansion round is one generate and one PRM call."""
     *_, last = search_iter(problems, policy, prm, method=method, n=n, seed=seed, **options)
-    return last.results
+    return last.results  # type: ignore[return-value]  # the last round always carries the results
 
 
 def send(strategy, reply):
