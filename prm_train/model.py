@@ -94,7 +94,8 @@ def add_lora(model, config: PRMConfig, r: int, alpha: float):
     from peft import LoraConfig, get_peft_model
 
     readout = [n for n, _ in model.named_parameters() if n.startswith(("score.", "likelihood_readout."))]
-    lora = LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", exclude_modules=["score"])
+    excluded = ["score"] if hasattr(model, "score") else None  # the value head's fresh layer trains whole
+    lora = LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", exclude_modules=excluded)
     wrapped = get_peft_model(model, lora)
     for name, param in model.named_parameters():
         if name in readout:
