@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 @dataclass
 class TurnsHead(LMHead):
     name: ClassVar[str] = "turns"
+    trainable: ClassVar[bool] = False  # scoring only: prm_train's packing is untested on turn-rendered paths
 
     @classmethod
     def check_config(cls, config: PRMConfig) -> None:
