@@ -34,6 +34,7 @@ from tdrm_search.grading import is_equivalent
 from tdrm_search.loading import load_policy, load_prm
 from tdrm_search.rerank import Stop, rerank
 from tdrm_search.stopping import STOPS, stopping_point
+from tdrm_search.table import format_table
 from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.types import SearchResult
 
@@ -122,29 +123,26 @@ def pick(rows: list[dict], rule: str, loss: float = 0.01) -> float:
 
 
 def table(rows: list[dict]) -> str:
-    head = ["source", "method", "n", "stop", "conf", "samples", "tokens", "saved", "acc", "d acc", "maj", "wmaj"]
-    lines = [" | ".join(head), " | ".join("---" for _ in head)]
-    for r in rows:
-        tokens = "-" if r.get("generated_tokens") is None else str(r["generated_tokens"])
-        lines.append(
-            " | ".join(
-                [
-                    r["source"],
-                    r["method"],
-                    str(r["n"]),
-                    r["stop"] or "none",
-                    "-" if r.get("confidence") is None else f"{r['confidence']:g}",
-                    f"{r['samples']:.1f}",
-                    tokens,
-                    f"{r['saved']:.1%}",
-                    f"{r['accuracy[argmax]']:.3f}",
-                    f"{100 * r['d_accuracy']:+.1f}",
-                    f"{r['accuracy[majority]']:.3f}",
-                    f"{r['accuracy[weighted_majority]']:.3f}",
-                ]
-            )
-        )
-    return "\n".join(lines)
+    return format_table(
+        [
+            {
+                "source": r["source"],
+                "method": r["method"],
+                "n": r["n"],
+                "stop": r["stop"] or "none",
+                "conf": "-" if r.get("confidence") is None else f"{r['confidence']:g}",
+                "samples": f"{r['samples']:.1f}",
+                "tokens": r.get("generated_tokens"),
+                "saved": f"{r['saved']:.1%}",
+                "acc": f"{r['accuracy[argmax]']:.3f}",
+                "d acc": f"{100 * r['d_accuracy']:+.1f}",
+                "maj": f"{r['accuracy[majority]']:.3f}",
+                "wmaj": f"{r['accuracy[weighted_majority]']:.3f}",
+            }
+            for r in rows
+        ],
+        markdown=True,
+    )
 
 
 def main() -> None:

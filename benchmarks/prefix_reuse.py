@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from tdrm_search.table import format_table
+
 RESULTS = Path(__file__).parent / "results"
 COLUMNS = [
     "beam_width",
@@ -46,12 +48,6 @@ def policy_path(name: str) -> str:
     from tdrm_search.smollm2 import smollm2_path
 
     return str({"lab": LAB_POLICY}.get(name) or (smollm2_path() if name == "smollm2" else name))
-
-
-def table(rows: list[dict]) -> str:
-    lines = [" | ".join(COLUMNS), " | ".join("---" for _ in COLUMNS)]
-    lines += [" | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS) for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -96,7 +92,7 @@ def main() -> None:
                 "wall_s": time.perf_counter() - started,
             }
         )
-    print(table(rows))
+    print(format_table(rows, COLUMNS, markdown=True, floatfmt=".3g"))
     out = args.out or RESULTS / f"prefix_reuse_{Path(args.policy).name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(

@@ -43,6 +43,7 @@ import torch
 from rl_bridge.lab_grpo import REWARDS, Setting, make_reward, solution_stats, trainer_for
 from rl_bridge.trl import TRLReward
 from tdrm_search.loading import LAB_POLICY, LAB_PRM, load_prm
+from tdrm_search.table import format_table
 from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.types import Problem
 
@@ -177,22 +178,38 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
 def table(report: dict) -> str:
     """The final evaluation per reward (seed means; accuracy with the seeds' range)."""
     start = next(iter(report["summary"].values()))["curve"][0]
-    head = "| reward | seeds | accuracy (seed range) | steps | tokens | repeated/unnecessary | mean reward | "
-    head += "prompts to rule's final |"
-    lines = [
-        head,
-        "|---|---|---|---|---|---|---|---|",
-        f"| start (every run) | - | {start['accuracy']:.3f} | {start['steps']:.2f} | {start['tokens']:.1f} | "
-        f"{start['repeat_share']:.3f} | - | - |",
-    ]
+    rows = [{"reward": "start (every run)", "seeds": "-", **final_cells(start, None), "reward/step": "-", "reach": "-"}]
     for name, row in report["summary"].items():
         f, reach, seeds = row["final"], row["prompts_to_rule_final"], row["final_accuracy_per_seed"]
-        lines.append(
-            f"| {name} | {len(seeds)} | {f['accuracy']:.3f} ({min(seeds):.2f}-{max(seeds):.2f}) | "
-            f"{f['steps']:.2f} | {f['tokens']:.1f} | "
-            f"{f['repeat_share']:.3f} | {f['reward']:.3f} | {'never' if reach is None else reach} |"
+        rows.append(
+            {
+                "reward": name,
+                "seeds": len(seeds),
+                **final_cells(f, seeds),
+                "reward/step": f"{f['reward']:.3f}",
+                "reach": "never" if reach is None else reach,
+            }
         )
-    return "\n".join(lines)
+    return format_table(rows, markdown=True, headers=TABLE_HEADERS)
+
+
+TABLE_HEADERS = {
+    "accuracy": "accuracy (seed range)",
+    "repeat": "repeated/unnecessary",
+    "reward/step": "mean reward",
+    "reach": "prompts to rule's final",
+}
+
+
+def final_cells(point: dict, seeds: list[float] | None) -> dict:
+    """One evaluation point's cells: accuracy (with the seeds' range), steps, tokens, repeated-step share."""
+    spread = f" ({min(seeds):.2f}-{max(seeds):.2f})" if seeds else ""
+    return {
+        "accuracy": f"{point['accuracy']:.3f}{spread}",
+        "steps": f"{point['steps']:.2f}",
+        "tokens": f"{point['tokens']:.1f}",
+        "repeat": f"{point['repeat_share']:.3f}",
+    }
 
 
 def plot(report: dict, prefix: Path) -> list[Path]:

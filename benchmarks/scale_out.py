@@ -27,6 +27,7 @@ import ray
 from tdrm_search import bench
 from tdrm_search.distributed import Replicas
 from tdrm_search.loading import EngineSpec
+from tdrm_search.table import format_table
 from tdrm_search.tasks.lab import generate_problems
 
 RESULTS = Path(__file__).parent / "results"
@@ -84,7 +85,7 @@ def main() -> None:
     for row in rows:
         row["speedup"] = row["problems_per_s"] / base
         row["scaling_efficiency"] = row["speedup"] / row["replicas"]
-    print(bench.format_rows(rows))
+    print(format_table(rows))
     meta = {
         "problems": args.problems,
         "method": "beam",

@@ -23,6 +23,7 @@ import orjson
 
 from tdrm_search import bench
 from tdrm_search.loading import load_policy, load_prm
+from tdrm_search.table import format_table
 from tdrm_search.tasks.lab import generate_problems
 
 RESULTS = Path(__file__).parent / "results"
@@ -52,7 +53,7 @@ def main() -> None:
         grid = bench.Grid({f"{lab}, {name} PRM": problems}, args.methods, args.budgets)
         records += bench.run_bench(grid, args.runs / f"{name}.jsonl", policy, load_prm(spec, backend))
     rows, paired = bench.summarize(records), against_best_of_n(records)
-    print(bench.format_rows(rows), bench.format_rows(paired), sep="\n\n")
+    print(format_table(rows), format_table(paired), sep="\n\n")
     plots = bench.plot([r for r in rows if r["problems"] == args.problems], args.out.parent)
     report = {"problems": args.problems, "problem_seed": args.seed, "rows": rows, "against_best_of_n": paired}
     args.out.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -24,6 +24,7 @@ from tdrm_search.cost import prm_tree_tokens
 from tdrm_search.loading import LAB_POLICY
 from tdrm_search.prms.hf import HFPRM
 from tdrm_search.prms.vllm import VLLMPRM
+from tdrm_search.table import format_table
 from tdrm_search.tasks.lab import generate_problems
 
 RESULTS = Path(__file__).parent / "results"
@@ -84,15 +85,6 @@ def run(name: str, problems, policy, scorer, prm, n: int, args) -> dict:
     return row
 
 
-def fmt(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |" for r in rows])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prm", type=Path, required=True, help="a value-head PRM folder (tdrm_prm.json head value)")
@@ -151,13 +143,14 @@ def main() -> None:
         "rows": rows,
         "ratios": ratios,
     }
-    print(table(rows))
+    shown = format_table(rows, COLUMNS, markdown=True, floatfmt=".3g")
+    print(shown)
     print(json.dumps(ratios, indent=2))
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "value_head_cost.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.results / "value_head_cost.md").write_text(
         f"# Value-head PRM scoring cost (lab, depth {args.max_steps}, {len(problems)} problems)\n\n"
-        f"`{report['command']}`\n\n{table(rows)}\n\nRatios:\n\n```json\n{json.dumps(ratios, indent=2)}\n```\n"
+        f"`{report['command']}`\n\n{shown}\n\nRatios:\n\n```json\n{json.dumps(ratios, indent=2)}\n```\n"
     )
 
 

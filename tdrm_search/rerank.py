@@ -32,6 +32,7 @@ from tdrm_search.stopping import check_stop, stopping_point
 from tdrm_search.types import Trajectory
 
 METRICS = ("samples", "pass", "majority", "best", "weighted_majority")
+HEADERS = {"pass": "pass@k", "majority": "maj@k", "best": "best@k", "weighted_majority": "wmaj@k"}  # table column names
 
 
 @dataclass(frozen=True)
@@ -155,13 +156,3 @@ def rerank(
             row[metric] = sum(values) / len(values) if values else None
         rows.append(row)
     return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: one line per k."""
-    header = ["k", "problems", "samples", "pass@k", "maj@k", "best@k", "wmaj@k"]
-    lines = ["  ".join(f"{h:>8}" for h in header)]
-    for row in rows:
-        cells = [str(row["k"]), str(row["problems"])] + ["-" if row[m] is None else f"{row[m]:.4f}" for m in METRICS]
-        lines.append("  ".join(f"{c:>8}" for c in cells))
-    return "\n".join(lines)

@@ -147,6 +147,13 @@ def check_reward_hacking(tmp: Path, _: str) -> None:
     assert report["results"]["arith"]["raw_sum"]["hacked"]  # the step-local checker rewards a repeated step
 
 
+def check_server_search(tmp: Path, _: str) -> None:
+    rows = load(tmp / "server_search.json")["rows"]
+    runs = {r["run"] for r in rows}
+    assert {"in-process lockstep", "remote lockstep", "remote async"} <= runs, runs
+    assert all(r["generated_tokens"] > 0 for r in rows if "accuracy" in r)
+
+
 def check_reward_server_load(tmp: Path, _: str) -> None:
     report = load(tmp / "reward_server_load.json")
     for run in report.get("runs", [report]):  # one run, or one per setting compared
@@ -265,6 +272,11 @@ CASES: dict[str, Case] = {  # the slowest first: the two workers then finish abo
         + ["--out", "{tmp}/reward_hacking.json"],
         check_reward_hacking,
     ),
+    "server_search": Case(
+        [PY.format("server_search"), "--problems", "2", "--n", "4", "--methods", "beam"]
+        + ["--out", "{tmp}/server_search.json"],
+        check_server_search,
+    ),
     "reward_server_load": Case(
         ["-m", "benchmarks.reward_server_load", "--requests", "8", "--concurrency", "2", "--queries", "2"]
         + ["--time-limit", "120", "--out", "{tmp}/reward_server_load.json"],
@@ -361,8 +373,13 @@ def test_benchmark_runs(name, launched):
 
 
 def test_every_benchmark_script_has_a_case():
-    """A new script in benchmarks/ or benchmarks/lab/ needs its smallest run here, or it can rot unseen."""
-    scripts = {p.relative_to(ROOT / "benchmarks").with_suffix("").as_posix() for p in ROOT.glob("benchmarks/**/*.py")}
+    """A new script in benchmarks/ or benchmarks/lab/ needs its smallest run here, or it can rot unseen (modules
+    that scripts import, such as search_cost_runs, run through their scripts)."""
+    scripts = {
+        p.relative_to(ROOT / "benchmarks").with_suffix("").as_posix()
+        for p in ROOT.glob("benchmarks/**/*.py")
+        if 'if __name__ == "__main__":' in p.read_text()  # a script, not a module the scripts import
+    }
     covered = {name.split("[")[0] for name in CASES}
     assert scripts == covered, f"no smoke case: {sorted(scripts - covered)}; no script: {sorted(covered - scripts)}"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
+from tdrm_search.table import format_table
 from tdrm_search.tasks.lab import DEFAULT_DIFFICULTY, STEP_DELIMITER, first_error, generate_problems, grade  # noqa: E402
 from tdrm_search.types import Problem  # noqa: E402
 
@@ -122,11 +123,12 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print("| num_ops | greedy | mean sample | pass@4 | pass@16 | wrong greedy at an identifiable step |")
-    print("|---|---|---|---|---|---|")
-    for k, s in buckets.items():
-        row = [s["greedy"], s["mean_sample"], s["pass@4"], s["pass@16"], s["greedy_wrong_identifiable"]]
-        print(f"| {k} | " + " | ".join(f"{x:.3f}" for x in row) + " |")
+    columns = ["num_ops", "greedy", "mean_sample", "pass@4", "pass@16", "greedy_wrong_identifiable"]
+    rows = [{"num_ops": k, **b} for k, b in buckets.items()]
+    print(format_table(rows, columns, markdown=True, floatfmt=".3f", headers=PROFILE_HEADERS))
+
+
+PROFILE_HEADERS = {"mean_sample": "mean sample", "greedy_wrong_identifiable": "wrong greedy at an identifiable step"}
 
 
 if __name__ == "__main__":

@@ -7,14 +7,13 @@ extraction policy, `report` turns records into the summary table and plots.
 
 from tdrm_search.bench.plan import Grid, merge, parse_shard, plan
 from tdrm_search.bench.records import RecordLog, record_key, reproducible
-from tdrm_search.bench.report import format_rows, plot, summarize
+from tdrm_search.bench.report import plot, summarize
 from tdrm_search.bench.run import check_trees, run_bench
 
 __all__ = [
     "Grid",
     "RecordLog",
     "check_trees",
-    "format_rows",
     "merge",
     "parse_shard",
     "plan",

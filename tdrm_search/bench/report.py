@@ -50,18 +50,6 @@ def share(records: list[dict[str, Any]], key: str, policy: str | None = None) ->
     return sum(bool(v) for v in values) / len(values)
 
 
-def format_rows(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of summary rows."""
-    if not rows:
-        return "(no records)"
-    cols = list(rows[0])
-    cell = lambda v: "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
-    widths = {c: max(len(c), *(len(cell(r[c])) for r in rows)) for c in cols}
-    lines = ["  ".join(c.rjust(widths[c]) for c in cols)]
-    lines += ["  ".join(cell(r[c]).rjust(widths[c]) for c in cols) for r in rows]
-    return "\n".join(lines)
-
-
 REFERENCES = (("majority@n", "majority vote", "--"), ("pass@n", "pass@n", ":"))  # of Best-of-N's own samples
 
 

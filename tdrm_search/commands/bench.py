@@ -15,6 +15,7 @@ from tdrm_search.config import METHODS, SearchConfig
 from tdrm_search.config_args import add_config_args, config_from_args
 from tdrm_search.datasets import extraction_policies, load_dataset
 from tdrm_search.extraction import ExtractConfig
+from tdrm_search.table import format_table
 from tdrm_search.terminal import print_files
 
 
@@ -124,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         records = bench.run_bench(grid, args.out, *spec.load(), **run_options)
     rows = bench.summarize(records)
-    print(bench.format_rows(rows))
+    print(format_table(rows))
     levels = bench.summarize([r for r in records if r.get("level") is not None], by=("dataset", "method", "n", "level"))
     if levels:
-        print("\nper level:\n" + bench.format_rows(levels))
+        print("\nper level:\n" + format_table(levels))
     plots = args.plots or args.out.parent
     paths = bench.plot(rows, plots)
     (plots / "summary.json").write_bytes(

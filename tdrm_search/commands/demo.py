@@ -14,6 +14,7 @@ import orjson
 
 from tdrm_search import bench
 from tdrm_search.commands.engine_args import add_engine_args, load_engines, search_options
+from tdrm_search.table import format_table
 from tdrm_search.terminal import print_files
 
 DEMO_SEED = 2026  # an evaluation seed: the lab policy never trained on it
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         bench.Grid(problems, args.methods, args.budgets, options=options), records_path, policy, prm
     )
     rows = bench.summarize(records)
-    print("\n" + bench.format_rows(rows))
+    print("\n" + format_table(rows))
     plots = bench.plot(rows, args.out)
     (args.out / "summary.json").write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
     greedy = next(r["accuracy"] for r in rows if r["method"] == "greedy")

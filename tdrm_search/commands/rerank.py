@@ -12,6 +12,7 @@ from tdrm_search import rerank
 from tdrm_search.config import SearchConfig
 from tdrm_search.config_args import add_config_args, config_from_args
 from tdrm_search.extraction import ENGINE_POLICY, ExtractConfig
+from tdrm_search.table import format_table
 
 
 def register(subparsers) -> None:
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"rerank grades under one extraction policy; got {list(policies)}")
     stop = rerank.Stop(args.stop, args.confidence, args.wave) if args.stop else None
     rows = rerank.rerank(args.candidates, args.k, args.samples, args.seed, policies[0], stop)
-    print(rerank.format_table(rows))
+    print(format_table(rows, ["k", "problems", *rerank.METRICS], headers=rerank.HEADERS))
     if args.json:
         args.json.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
     return 0
