@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from rl_bridge.reward import RewardFunction, RewardItem, RewardOutput, question_from_prompt
 from rl_bridge.server_config import ServerConfig
+from tdrm_search.bearer import bearer_check
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +139,7 @@ def create_app(reward_fn: RewardFunction, config: ServerConfig | None = None) ->
     app = FastAPI(title="tdrm reward server", lifespan=lifespan)
     app.state.batcher = batcher
 
-    def authorize(request: Request) -> None:
-        if cfg.token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {cfg.token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    authorize = bearer_check(cfg.token)
 
     def items_of(body: RewardRequest) -> list[RewardItem]:
         n = len(body.query)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -35,6 +34,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tdrm_search.bearer import bearer_check
 from tdrm_search.config import PER_RUN, SearchConfig
 from tdrm_search.types import Problem, SearchResult
 
@@ -210,12 +210,7 @@ def create_app(policy, prm, defaults: SearchConfig, config: ServeConfig | None =
             return JSONResponse({"detail": f"request body over {cfg.max_body_bytes} bytes"}, 413)
         return await call_next(request)
 
-    def authorize(request: Request) -> None:
-        if cfg.token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {cfg.token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    authorize = bearer_check(cfg.token)
 
     def problems_of(questions: list[str]) -> list[Problem]:
         if len(questions) > cfg.max_prompts:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from tdrm_search.policies.base import GenerateOutput, Sample, SampleRequest
 from tdrm_search.policies.prompt import encode_question
@@ -54,10 +55,10 @@ def finish_of(choice: dict) -> str:
 
 class OpenAIPolicy:
     """The policy a server serves. `model` defaults to the one /v1/models lists; `api_key` goes as a Bearer token;
-    at most `max_concurrency` requests are in flight; `seed_requests=False` sends no per-request seeds (for a server
-    whose sampler cannot seed a request: then nothing is reproducible); `split_samples=True` sends each sample as its
-    own request (usage then counts every sample's prompt, as in-process; slower); `timeout_s`, `retries` and
-    `backoff_s` as in `RemoteClient`."""
+    `client_options` (max_concurrency, timeout_s, retries, backoff_s) go to `RemoteClient`; `seed_requests=False`
+    sends no per-request seeds (for a server whose sampler cannot seed a request: then nothing is reproducible);
+    `split_samples=True` sends each sample as its own request (usage then counts every sample's prompt, as
+    in-process; slower)."""
 
     def __init__(
         self,
@@ -67,22 +68,12 @@ class OpenAIPolicy:
         *,
         tokenizer=None,
         prompt_template: str | None = None,
-        max_concurrency: int = 256,
-        timeout_s: float = 600.0,
-        retries: int = 5,
-        backoff_s: float = 0.5,
         seed_requests: bool = True,
         split_samples: bool = False,
         max_model_len: int | None = None,
+        **client_options: Any,
     ):
-        self.client = RemoteClient(
-            base_url,
-            api_key,
-            max_concurrency=max_concurrency,
-            timeout_s=timeout_s,
-            retries=retries,
-            backoff_s=backoff_s,
-        )
+        self.client = RemoteClient(base_url, api_key, **client_options)
         entry = served_model(self.client, model)
         self.model = entry["id"]
         self.where = f"remote policy {self.client.base_url} ({self.model})"

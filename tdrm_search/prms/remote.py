@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from itertools import accumulate
+from typing import Any
 
 from tdrm_search.policies.remote import load_tokenizer
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
@@ -39,7 +40,7 @@ def usage_of(data: dict) -> tuple[int, int]:
 
 class RemotePRM:
     """A PRM a server serves: `config` (a PRMConfig) defaults to the tdrm_prm.json in the model's folder that
-    /v1/models reports; `tokenizer` to that folder's."""
+    /v1/models reports; `tokenizer` to that folder's; `client_options` go to `RemoteClient`."""
 
     def __init__(
         self,
@@ -49,20 +50,10 @@ class RemotePRM:
         *,
         config: PRMConfig | None = None,
         tokenizer=None,
-        max_concurrency: int = 256,
-        timeout_s: float = 600.0,
-        retries: int = 5,
-        backoff_s: float = 0.5,
         max_model_len: int | None = None,
+        **client_options: Any,
     ):
-        self.client = RemoteClient(
-            base_url,
-            api_key,
-            max_concurrency=max_concurrency,
-            timeout_s=timeout_s,
-            retries=retries,
-            backoff_s=backoff_s,
-        )
+        self.client = RemoteClient(base_url, api_key, **client_options)
         entry = served_model(self.client, model)
         self.model = entry["id"]
         self.where = f"remote PRM {self.client.base_url} ({self.model})"
