@@ -12,7 +12,13 @@ from pathlib import Path
 from prm_train.config import CollectConfig, TrainConfig
 from prm_train.imports import FORMATS
 from prm_train.targets import TargetSpec
-from tdrm_search.commands.engine_args import add_placement_args, add_revision_arg
+from tdrm_search.commands.engine_args import (
+    add_backend_arg,
+    add_placement_args,
+    add_policy_arg,
+    add_prm_arg,
+    add_revision_arg,
+)
 from tdrm_search.config_args import add_config_args, config_from_args
 from tdrm_search.loading import MODEL_HELP
 
@@ -35,13 +41,9 @@ def register(subparsers) -> None:
         metavar="NAME[=PATH]",
         help="lab (generated), or gsm8k, math, math500 or jsonl =a local JSONL, or hf:owner/name[:config]@train",
     )
-    p.add_argument("--policy", default="lab", help=f'"lab", "smollm2", or {MODEL_HELP}')
-    p.add_argument(
-        "--prm", default="none", help=f'PRM that guides beam / mcts: "none", "lab", "oracle", or {MODEL_HELP}'
-    )
-    add_revision_arg(p, "--revision", "--policy")
-    add_revision_arg(p, "--prm-revision", "--prm")
-    p.add_argument("--backend", default="vllm", choices=["vllm", "hf"], help="backend of the policy and the PRM")
+    add_policy_arg(p)
+    add_prm_arg(p, "none", '"none", "lab" or "oracle": the PRM that guides beam / mcts')
+    add_backend_arg(p, "vllm", "the policy and the PRM")
     add_placement_args(p)
     p.add_argument("--problems", type=int, default=100, help="problems to search (the first N of a dataset)")
     p.add_argument(
@@ -62,8 +64,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("targets", help="print or save each rollout's step targets")
     p.add_argument("rollouts", type=Path)
     add_config_args(p, TargetSpec)
-    p.add_argument("--prm", help=f'PRM whose values bootstrapped targets read: "lab", or {MODEL_HELP}')
-    add_revision_arg(p, "--prm-revision", "--prm")
+    add_prm_arg(p, None, '"lab": the PRM whose values bootstrapped targets read', "none")
     add_placement_args(p)
     p.add_argument("--out", type=Path, help="JSONL of targets (default: stdout)")
     p.set_defaults(func=run_targets)
@@ -92,9 +93,8 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("evaluate", help="step AUC, first-error F1, Best-of-N and smoothness on labelled rollouts")
     p.add_argument("rollouts", type=Path)
-    p.add_argument("--prm", default="lab", help=f'"lab", "oracle", or {MODEL_HELP}')
-    add_revision_arg(p, "--prm-revision", "--prm")
-    p.add_argument("--backend", default="hf", choices=["vllm", "hf"])
+    add_prm_arg(p, "lab", '"lab" or "oracle"')
+    add_backend_arg(p, "hf", "the PRM")
     add_placement_args(p)
     p.add_argument("--n", type=int, nargs="+", default=[4, 16, 64])
     p.add_argument("--json", type=Path)

@@ -8,20 +8,16 @@ import os
 
 from rl_bridge.reward import RewardConfig
 from rl_bridge.server_config import ServerConfig
-from tdrm_search.commands.engine_args import add_placement_args, add_revision_arg
+from tdrm_search.commands.engine_args import add_backend_arg, add_placement_args, add_prm_arg
 from tdrm_search.config_args import add_config_args, config_from_args
-from tdrm_search.loading import MODEL_HELP
 
 TOKEN_ENV = "TDRM_REWARD_TOKEN"
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("serve-reward", help="serve a PRM + verifiable reward over HTTP (OpenRLHF remote RM)")
-    p.add_argument(
-        "--prm", default=None, help=f'"lab", "oracle", or {MODEL_HELP} (default: lab PRM if shipped, else oracle)'
-    )
-    add_revision_arg(p, "--prm-revision", "--prm")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    add_prm_arg(p, None, '"lab" or "oracle"', "the lab PRM if shipped, else oracle")
+    add_backend_arg(p, "hf", "the PRM")
     add_placement_args(p)
     add_config_args(p, RewardConfig)
     p.add_argument("--host", default="127.0.0.1")

@@ -29,14 +29,32 @@ def add_revision_arg(parser, flag: str, what: str) -> None:
     parser.add_argument(flag, metavar="REV", help=f"branch, tag or commit of {what} when it is a Hugging Face model id")
 
 
+def add_policy_arg(parser) -> None:
+    """`--policy` and its `--revision`: the model that writes solutions."""
+    parser.add_argument("--policy", default="lab", help=f'{MODEL_HELP}, "lab" (the embedded lab policy) or "smollm2"')
+    add_revision_arg(parser, "--revision", "--policy")
+
+
+def add_prm_arg(
+    parser, default: str | None, names: str = '"lab", "oracle" or "none"', unset: str = "the best shipped PRM"
+) -> None:
+    """`--prm` and its `--prm-revision`: the verifier; `names` lists the built-in names this command takes, `unset`
+    says what no --prm means."""
+    shown = unset if default is None else default
+    parser.add_argument("--prm", default=default, help=f"{MODEL_HELP}, {names} (default: {shown})")
+    add_revision_arg(parser, "--prm-revision", "--prm")
+
+
+def add_backend_arg(parser, default: str | None, what: str = "the policy", flag: str = "--backend") -> None:
+    parser.add_argument(flag, choices=BACKENDS, default=default, help=f"engine for {what}")
+
+
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     engines = parser.add_argument_group("engines")
-    engines.add_argument("--policy", default="lab", help=f'{MODEL_HELP}, "lab" (the embedded lab policy) or "smollm2"')
-    engines.add_argument("--prm", default=None, help=f'{MODEL_HELP}, "lab", "oracle" or "none" (default: best shipped)')
-    add_revision_arg(engines, "--revision", "--policy")
-    add_revision_arg(engines, "--prm-revision", "--prm")
-    engines.add_argument("--backend", choices=BACKENDS, default="vllm", help="engine for the policy")
-    engines.add_argument("--prm-backend", choices=BACKENDS, help="engine for the PRM (default: --backend)")
+    add_policy_arg(engines)
+    add_prm_arg(engines, None)
+    add_backend_arg(engines, "vllm")
+    add_backend_arg(engines, None, "the PRM (default: --backend)", "--prm-backend")
     engines.add_argument(
         "--prm-config",
         choices=sorted(PRESETS),
