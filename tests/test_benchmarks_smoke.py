@@ -5,7 +5,8 @@ committed benchmarks/results/; the last test checks that folder is untouched. Mo
 (about 20-30 s each here), so the runs go two at a time: the module's first test launches every selected run
 on a two-worker pool, and each test waits for its own. Every script in benchmarks/ and benchmarks/lab/ is one
 case of `test_benchmark_runs` (smollm2_pipeline as `--model lab`: the same stages without the SmolLM2 download;
-`smollm2_pipeline[smollm2]` runs the real model when it is already converted in TDRM_CACHE).
+`smollm2_pipeline[smollm2]` runs the real model when TDRM_SMOKE_REAL_MODEL=1 asks and it is already converted in
+TDRM_CACHE).
 """
 
 from __future__ import annotations
@@ -88,6 +89,13 @@ def smollm2_converted() -> str | None:
     if (cache_dir() / "smollm2-135m-instruct" / "model.safetensors").is_file():
         return None
     return "SmolLM2 is not converted in TDRM_CACHE (python -m tdrm_search.smollm2 downloads and converts it)"
+
+
+def real_model_asked() -> str | None:
+    """The real-model run takes about two minutes: it runs where TDRM_SMOKE_REAL_MODEL=1 asks for it."""
+    if os.environ.get("TDRM_SMOKE_REAL_MODEL") == "1":
+        return None
+    return "the real SmolLM2 run is opt-in (TDRM_SMOKE_REAL_MODEL=1): about two minutes"
 
 
 def shared_data() -> str | None:
@@ -307,7 +315,7 @@ CASES: dict[str, Case] = {  # the slowest first: the two workers then finish abo
         [PY.format("smollm2_pipeline"), "--trees", "1", "--k", "2", "--test-problems", "1", "--max-tokens", "48"]
         + ["--work", "{tmp}/work", "--out", "{tmp}/smollm2_pipeline.json"],
         check_smollm2_pipeline,
-        needs=lambda: shared_data() or smollm2_converted(),
+        needs=lambda: real_model_asked() or shared_data() or smollm2_converted(),
     ),
     "lab/profile_policy": Case(
         ["benchmarks/lab/profile_policy.py", "--num-problems", "4", "--num-samples", "2", "--buckets", "1"]
