@@ -7,6 +7,9 @@ writes benchmarks/results/reward_server_load.json. Binds and calls 127.0.0.1 onl
 worker processes (half the completions are right and answered without a worker, half wrong and compared in one):
     python -m benchmarks.reward_server_load --mode rule --grade-workers 1 2 \
         --out benchmarks/results/reward_server_load_rule.json
+and where grading is the work (MATH-500 answers, LaTeX parsed and compared by math-verify):
+    python -m benchmarks.reward_server_load --mode rule --answers math500 --grade-workers 1 2 \
+        --out benchmarks/results/reward_server_load_math500.json
 --prm random: the lab policy's architecture and tokenizer with fresh random weights, an LM-head PRM (the speed
 of a lab PRM, meaningless values) for when the trained lab PRM is not there.
 """
@@ -27,10 +30,12 @@ from pathlib import Path
 
 import httpx
 
+from tdrm_search.datasets import load_dataset
 from tdrm_search.tasks.lab import generate_problems, reference_solution
 
 HOST = "127.0.0.1"
 RESULTS = Path(__file__).parent / "results" / "reward_server_load.json"
+MATH500 = Path(__file__).resolve().parents[2] / "shared/data/math500_test.jsonl"
 TEMPLATE = "Q: {question}\nA:\n"
 
 
@@ -40,17 +45,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def payloads(count: int, queries: int) -> list[dict]:
-    """OpenRLHF bodies over lab problems: half correct solutions, half wrong answers."""
-    problems = generate_problems(count * queries, seed=99)
+def payloads(count: int, queries: int, answers: str = "lab") -> list[dict]:
+    """OpenRLHF bodies, half right and half wrong: lab problems (the wrong answer 0, a one-line comparison), or
+    MATH-500 (each wrong response boxes another problem's answer, so math-verify parses and compares two LaTeX
+    expressions: the grading-heavy load)."""
+    if answers == "math500":
+        problems = load_dataset("math500", path=MATH500)
+        problems = [problems[i % len(problems)] for i in range(count * queries + 1)]
+        right = [f"The answer is $\\boxed{{{p.answer}}}$." for p in problems]
+        wrong = [f"The answer is $\\boxed{{{q.answer}}}$." for q in problems[1:]]
+    else:
+        problems = generate_problems(count * queries + 1, seed=99)
+        right = [reference_solution(p) for p in problems]
+        wrong = [r.rsplit(" ", 1)[0] + " 0." for r in right]
     out = []
     for r in range(count):
         chunk = problems[r * queries : (r + 1) * queries]
         prompts = [TEMPLATE.format(question=p.question) for p in chunk]
-        responses = [
-            reference_solution(p) if (r + i) % 2 else reference_solution(p).rsplit(" ", 1)[0] + " 0."
-            for i, p in enumerate(chunk)
-        ]
+        responses = [(right if (r + i) % 2 else wrong)[r * queries + i] for i in range(len(chunk))]
         out.append(
             {
                 "query": [p + s for p, s in zip(prompts, responses, strict=True)],
@@ -149,7 +161,7 @@ def measure(args: argparse.Namespace, prm: str, workers: int) -> dict:
         run = asyncio.run(
             load(
                 f"http://{HOST}:{port}/get_reward",
-                payloads(args.requests, args.queries),
+                payloads(args.requests, args.queries, args.answers),
                 args.concurrency,
                 args.token,
                 args.time_limit,
@@ -181,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prm", default="lab")
     parser.add_argument("--mode", default="mix")
+    parser.add_argument("--answers", choices=["lab", "math500"], default="lab", help="math500: grading-heavy answers")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--queries", type=int, default=4, help="completions per request")
@@ -197,6 +210,7 @@ def main() -> None:
         "host": HOST,
         "prm": None if args.mode == "rule" else args.prm,
         "mode": args.mode,
+        "answers": args.answers,
         "torch_threads": args.torch_threads,
         "requests": args.requests,
         "concurrency": args.concurrency,
