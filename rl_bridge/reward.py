@@ -3,9 +3,7 @@
 Modes (method.md, sections 1-2):
     rule        the verifiable reward only;
     mix         TDRM: w * PRM + (1 - w) * rule, the PRM's trajectory value a probability in [0, 1];
-    clip        process rewards min(r_k - eta, 0) * scale: never positive, so extra steps never pay;
-    delta       process rewards r_k - r_{k+1} (last: r_K), times scale: the sum telescopes to r_1;
-    clip_delta  clip, then delta: the sum is min(r_1 - eta, 0) * scale.
+    clip, delta, clip_delta   process rewards from the PRM's step values (`rl_bridge.refinements`).
 In every mode the success (rule) reward sits at the last step, so a trajectory's scalar reward is the sum of
 its per-step rewards. An item that cannot be scored (no reference answer, invalid PRM values) abstains:
 reward None and an `error` saying why; adapters turn that into None (TRL) or a documented neutral value.
@@ -20,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rl_bridge.refinements import REFINEMENTS
 from tdrm_search.aggregate import AGGREGATIONS, aggregate
 from tdrm_search.extraction import ENGINE_POLICY, extract
 from tdrm_search.grading import GradingPool, GradingTimeout, extract_answer, is_equivalent
@@ -29,33 +28,7 @@ from tdrm_search.types import Problem
 
 log = logging.getLogger(__name__)
 
-MODES = ("rule", "mix", "clip", "delta", "clip_delta")
-
-
-# ---------------------------------------------------------------- refinements (arXiv 2410.15115)
-
-
-def clip_rewards(scores: Sequence[float], eta: float, scale: float = 1.0) -> list[float]:
-    """Clip: scale * min(r_k - eta, 0) for each step value r_k."""
-    return [scale * min(r - eta, 0.0) for r in scores]
-
-
-def delta_rewards(scores: Sequence[float], scale: float = 1.0) -> list[float]:
-    """Delta: scale * (r_k - r_{k+1}) for k < K and scale * r_K for the last step."""
-    values = list(scores)
-    return [scale * (r - nxt) for r, nxt in zip(values, values[1:] + [0.0], strict=True)]
-
-
-def clip_delta_rewards(scores: Sequence[float], eta: float, scale: float = 1.0) -> list[float]:
-    """Clip-Delta: Delta applied to the clipped values; the return from step t is scale * min(r_t - eta, 0)."""
-    return delta_rewards(clip_rewards(scores, eta), scale)
-
-
-REFINEMENTS: dict[str, Callable[[Sequence[float], RewardConfig], list[float]]] = {
-    "clip": lambda s, cfg: clip_rewards(s, cfg.eta, cfg.scale),
-    "delta": lambda s, cfg: delta_rewards(s, cfg.scale),
-    "clip_delta": lambda s, cfg: clip_delta_rewards(s, cfg.eta, cfg.scale),
-}
+MODES = ("rule", "mix", *REFINEMENTS)
 
 
 # ---------------------------------------------------------------- data
@@ -210,7 +183,7 @@ class RewardFunction:
         """Each item's verifiable reward, or why there is none (no reference; the grader itself failed). Answers are
         extracted here and compared all at once over the grading workers; a comparison past its time is wrong."""
         cfg = self.config
-        out: list[float | str | None] = [None] * len(items)
+        out: dict[int, float | str] = {}
         pairs, where = [], []
         for k, item in enumerate(items):
             if item.reference is None or not str(item.reference).strip():
@@ -222,6 +195,7 @@ class RewardFunction:
                 continue
             pairs.append((answer, str(item.reference)))
             where.append(k)
+        verdicts: Sequence[bool | GradingTimeout | str]
         try:
             if cfg.grade_timeout_s is None:
                 verdicts = [is_equivalent(pred, gold) for pred, gold in pairs]
@@ -234,7 +208,7 @@ class RewardFunction:
             if isinstance(verdict, GradingTimeout):
                 log.warning("%s", verdict)
             out[k] = verdict if isinstance(verdict, str) else cfg.correct if verdict is True else cfg.incorrect
-        return out
+        return [out[k] for k in range(len(items))]
 
     def prm_steps(self, steps: Steps) -> tuple[str, ...]:
         """The steps the PRM scores: all of them, or for mix with drop_answer_step the solution without its
@@ -249,6 +223,7 @@ class RewardFunction:
         """Each request's step values, or an error message for the requests the PRM failed on."""
         if not requests:
             return []
+        assert self.prm is not None  # requests are made in the PRM modes only
         try:
             output = self.prm.score(requests)
             if len(output.scores) != len(requests):
@@ -290,18 +265,21 @@ class RewardFunction:
         cfg = self.config
         n = len(steps.texts)
         result = RewardOutput(None, None, None, [], [0.0] * n, steps.char_ends, steps.token_ends)
-        for problem in (rule, values):
-            if isinstance(problem, str):
-                result.error = problem
-                return result
+        if isinstance(rule, str):
+            result.error = rule
+            return result
+        if isinstance(values, str):
+            result.error = values
+            return result
         result.rule = rule
         process, terminal = [0.0] * n, rule
         if values is not None:
-            result.step_scores, result.prm = values, aggregate(values, cfg.aggregation)
+            prm = aggregate(values, cfg.aggregation)
+            result.step_scores, result.prm = values, prm
             if cfg.mode == "mix":
-                terminal = cfg.weight * result.prm + (1 - cfg.weight) * rule
+                terminal = cfg.weight * prm + (1 - cfg.weight) * rule
             else:
-                process = REFINEMENTS[cfg.mode](values, cfg)
+                process = REFINEMENTS[cfg.mode](values, cfg.eta, cfg.scale)
         if n:
             process[-1] += terminal
         result.step_rewards, result.reward = process, sum(process) if n else terminal

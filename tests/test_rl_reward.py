@@ -1,4 +1,4 @@
-"""rl_bridge.reward: every combination mode against hand-computed values, bounded returns, bad input."""
+"""rl_bridge.reward and its refinements: every mode against hand-computed values, bounded returns, bad input."""
 
 from __future__ import annotations
 
@@ -8,16 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rl_bridge.reward import (
-    RewardConfig,
-    RewardFunction,
-    RewardItem,
-    clip_delta_rewards,
-    clip_rewards,
-    delta_rewards,
-    question_from_prompt,
-    split_completion,
-)
+from rl_bridge.refinements import clip_delta_rewards, clip_rewards, delta_rewards
+from rl_bridge.reward import RewardConfig, RewardFunction, RewardItem, question_from_prompt, split_completion
 from tdrm_search.loading import LAB_PRM
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.oracle import OraclePRM
