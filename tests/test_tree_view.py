@@ -17,7 +17,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tdrm_search.tree import Tree
-from tdrm_search.tree_view import drawing, tidy_layout, write_tree
+from tdrm_search.tree_layout import drawing, tidy_layout
+from tdrm_search.tree_view import write_tree
 from tdrm_search.types import Problem
 
 CHROMIUM_ARGS = [  # this closed network: no background fetches, no first-run or sync traffic
