@@ -15,8 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prm_train.export import export_checkpoint
 from prm_train.model import attach_readout, check_tokenizer, encode_rollouts, read_logits
+from prm_train.objective import calibrate, round_targets
 from prm_train.targets import TargetSpec
-from prm_train.train import TrainConfig, calibrate, round_targets, train_prm
+from prm_train.train import TrainConfig, train_prm
 from tdrm_search.loading import load_prm
 from tdrm_search.prms.base import ScoreRequest
 from tdrm_search.prms.config import PRMConfig

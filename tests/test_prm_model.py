@@ -11,8 +11,9 @@ from transformers import AutoTokenizer
 from prm_train.data import Rollout
 from prm_train.evaluate import score_rollouts
 from prm_train.model import check_tokenizer, encode_rollouts, read_logits, rollout_values
+from prm_train.objective import round_targets
 from prm_train.targets import TargetSpec
-from prm_train.train import TrainConfig, fit, round_targets
+from prm_train.train import TrainConfig, fit
 from tdrm_search.loading import LAB_POLICY
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.hf import HFPRM

@@ -10,8 +10,8 @@ import torch
 from test_prm_model import lab_rollouts
 
 from prm_train.model import Packed
+from prm_train.objective import loss_terms, step_targets
 from prm_train.targets import TargetSpec, rollout_targets, tdrm_targets
-from prm_train.train import loss_terms, step_targets
 
 
 def reference_loss(q: list[torch.Tensor], outcomes, rewards, n: int, gamma: float, terminal_weight: float):
