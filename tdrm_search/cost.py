@@ -13,7 +13,8 @@ def prm_tree_tokens(prm, result: SearchResult) -> tuple[int, int]:
     Unique: the question's prompt once, then for every distinct path (siblings that sampled the same text are one
     path, scored once) the tokens past what it shares with its parent's sequence: its step, and for the value
     head its own end-of-turn. Trie: every scored sequence with common leading tokens counted once (siblings'
-    shared words too), the floor for a token-granular cache."""
+    shared words too), the floor for a token-granular cache. A head that writes before it reads (the generative
+    head's critique and verdict prompt, `tokens_after`) adds at most that many per distinct path to both."""
     if not hasattr(prm, "head"):
         return 0, 0
     question = result.problem.question
@@ -28,4 +29,5 @@ def prm_tree_tokens(prm, result: SearchResult) -> tuple[int, int]:
             if token not in node:
                 node[token], trie = {}, trie + 1
             node = node[token]
-    return unique, trie
+    extra = prm.head.tokens_after() * len(rows)
+    return unique + extra, trie + extra

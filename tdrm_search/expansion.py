@@ -134,8 +134,9 @@ class Expander:
         score_s = time.perf_counter() - started
         check_scores(requests, out)
         scored = dict(zip(distinct, out.scores, strict=True))
-        for job, tokens, cached in zip(distinct.values(), out.tokens, out.cached_tokens, strict=True):
-            job.stats.update(prm_tokens=tokens, prm_cached_tokens=cached)
+        generated = out.generated_tokens or [0] * len(requests)
+        for job, tokens, cached, wrote in zip(distinct.values(), out.tokens, out.cached_tokens, generated, strict=True):
+            job.stats.update(prm_tokens=tokens, prm_cached_tokens=cached, prm_generated_tokens=wrote)
         for job, path, start, key in items:
             for nid, value in zip(path[start:], scored[key], strict=True):
                 job.tree.set_value(nid, value)

@@ -36,6 +36,7 @@ STAT_KEYS = (  # the counters every SearchResult reports
     "cached_prompt_tokens",
     "prm_tokens",
     "prm_cached_tokens",
+    "prm_generated_tokens",
     "generate_calls",
     "prm_calls",
     "generate_s",

@@ -25,6 +25,7 @@ class ScoreOutput:
     scores: list[list[float]]
     tokens: list[int]  # per request: tokens the PRM was given
     cached_tokens: list[int]  # per request: of those, served from a prefix cache
+    generated_tokens: list[int] | None = None  # per request: tokens the PRM wrote (a generative head's critiques)
 
 
 @runtime_checkable

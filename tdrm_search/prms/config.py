@@ -34,6 +34,13 @@ class PRMConfig:
     (heads that read no tag, value and likelihood, blank the tag fields); `split_tag` tokenises the tag apart from
     its step (the step's ids, then the tag's), as Skywork's and TRL's PRMs were trained. A `prompt_template` may
     write the tokenizer's BOS token with `{bos}`. README "PRMs" says which head to choose.
+
+    The "generative" head (ThinkPRM, GenPRM) reads a verifier LM: its chat template renders one user turn,
+    `prompt_template` with `{question}` and `{solution}` (the steps so far, each written as `step_template` with
+    `{index}` (from 1) and `{step}`, joined by `step_join`), then the assistant starts with `critique_prompt`
+    (`{index}`: the step judged), greedily writes at most `critique_tokens` tokens (0: none; it stops early at
+    EOS), and `verdict_prompt` follows; the value is P(good) / (P(good) + P(bad)) of the next token, `good_token`
+    and `bad_token` being the verdict words (one token each).
     """
 
     head: str = "lm"
@@ -49,13 +56,18 @@ class PRMConfig:
     aggregation: str = "last"
     scale: float = 1.0
     bias: float = 0.0
+    step_template: str = "{step}"
+    critique_prompt: str = ""
+    critique_tokens: int = 0
+    verdict_prompt: str = ""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"PRM config: head must be one of {HEADS}, got {self.head!r}")
         head = HEAD_TYPES[self.head]
         if not head.reads_tag:  # the tag fields do not apply
-            for name, empty in (("step_tag", ""), ("good_token", None), ("bad_token", None)):
+            tokens = () if head.reads_words else (("good_token", None), ("bad_token", None))
+            for name, empty in (("step_tag", ""), *tokens):
                 object.__setattr__(self, name, empty)
         head.check_config(self)
         if self.prompt_template != "chat" and "{question}" not in self.prompt_template:
@@ -147,6 +159,56 @@ PRESETS: dict[str, PRMConfig] = {
         positive_label=1,
         split_tag=True,
         prompt_template="{question}\n",
+        aggregation="min",
+    ),
+    # launch/ThinkPRM-1.5B, -7B, -14B (R1-Distill-Qwen). From mukhal/ThinkPRM's code (utils/helper.py, the prompt
+    # "the models were trained with"; prm/thinkprm_api.py; search-and-learn's config): one user turn with the
+    # problem and the steps written "Step i: ..." joined by "\n" (as its beam search sends them), the assistant's
+    # generation prompt followed by "\nLet's verify step by step:", the verification, then "\nIs the solution
+    # correct? " and the choice between "yes" and "no" (value: the softmax of the two). Not confirmed here: its code
+    # picks the choice through SGLang's `select` over the text "yes"/"no", whose tokens after "correct? " are (for a
+    # BPE vocabulary) " yes"/" no" read after "correct?", as here; it stops the verification at "Is the solution
+    # correct?", "</think>", EOS or the next "Step i:" and allows up to 8192 tokens, where tdrm caps it at
+    # critique_tokens (stopping at EOS only); the real tokenizer (that " yes" and " no" are one token each) is
+    # checked when the model loads.
+    "thinkprm": PRMConfig(
+        head="generative",
+        good_token=" yes",
+        bad_token=" no",
+        prompt_template=(
+            "You are given a math problem and a proposed step-by-step solution:\n\n[Math Problem]\n\n{question}"
+            "\n\n[Solution]\n\n{solution}\n\nReview and critique each step in the proposed solution to determine "
+            "whether each step is correct. If the solution is incomplete, only verify the provided steps."
+        ),
+        step_template="Step {index}: {step}",
+        step_join="\n",
+        critique_prompt="\nLet's verify step by step:",
+        critique_tokens=2048,
+        verdict_prompt="\nIs the solution correct?",
+        aggregation="last",
+    ),
+    # GenPRM/GenPRM-1.5B, -7B (R1-Distill-Qwen). From RyanLiu112/GenPRM's inference code (genprm_inference.py,
+    # prm_evaluate.py, the README's example): the system prompt below; the problem then the paragraph in a user turn;
+    # the assistant writes "<analyze>\nLet's analyze the Paragraph {k} step by step: ..." and, after its analysis,
+    # "<output>\n**Judgement**: $\\boxed{Yes}" or "{No}"; the value is P(Yes) / (P(Yes) + P(No)) at that word.
+    # Not as GenPRM's code: it sends each paragraph as its own user turn with its own earlier verifications as the
+    # assistant turns between them, which a read of one step without chained critiques cannot rebuild, so here the
+    # paragraphs so far are one user turn (joined by a blank line); it samples (temperature 0.6) where tdrm decodes
+    # greedily, may run the Python code it writes (tdrm never runs code), and stops the analysis at "</analyze>\n",
+    # where tdrm caps it at critique_tokens and closes it itself. Not confirmed: how "{Yes" is tokenised in its
+    # vocabulary (here "{" ends the verdict prompt and "Yes"/"No" must be one token each, checked at load).
+    "genprm": PRMConfig(
+        head="generative",
+        good_token="Yes",
+        bad_token="No",
+        system_prompt=(
+            "You are a math teacher. Your task is to review and critique the paragraphs in solution step by step."
+        ),
+        prompt_template="{question}\n{solution}",
+        step_join="\n\n",
+        critique_prompt="<analyze>\nLet's analyze the Paragraph {index} step by step: ",
+        critique_tokens=2048,
+        verdict_prompt="</analyze>\n<output>\n**Judgement**: $\\boxed{",
         aggregation="min",
     ),
 }

@@ -1,7 +1,8 @@
 """A transformers PRM: the sequences that read a path's unscored steps (its head's `encode`) run batched, with the
 key/values of scored sequences kept (bounded, least recently used first out) so a child computes only its new
 step (and, for the value head, the few end-of-turn tokens after it). A head whose values need whole paths (the
-likelihood head) reads each path whole instead."""
+likelihood head) reads each path whole instead. A head that writes a critique before its read (the generative
+head) writes it greedily over the same store, so a prompt and the parts siblings share are computed once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.encoding import EncodedPath, common_length, pad_values, right_pad
 from tdrm_search.prms.heads import head_for
+from tdrm_search.prms.heads.base import Spent
 
 
 class HFPRM:
@@ -91,14 +93,39 @@ class HFPRM:
         encoded = [self.encode(r) for r in requests]
         rows = [(i, row) for i, seqs in enumerate(encoded) for row in seqs if row.ends]  # the rest do not fit
         score = self.score_rows if self.head.reuses_prefixes else self.score_whole
-        values, cached = score([row for _, row in rows])
+        reads, spent = [row for _, row in rows], [Spent(0, 0) for _ in rows]
+        if self.head.writes_critique:
+            reads, spent = self.critique(reads)
+        values, cached = score(reads)
         scores: list[list[float]] = [[] for _ in requests]
-        hits = [0] * len(requests)
-        for (i, _), v, c in zip(rows, values, cached, strict=True):
+        tokens = [sum(len(row.ids) for row in seqs) for seqs in encoded]
+        hits, generated = [0] * len(requests), [0] * len(requests)
+        for (i, row), read, v, c, s in zip(rows, reads, values, cached, spent, strict=True):
             scores[i] += v
-            hits[i] += c
+            tokens[i] += len(read.ids) - len(row.ids) + s.prompt
+            hits[i] += c + s.cached
+            generated[i] += s.generated
         scores = [pad_values(v, len(r.steps) - r.start) for v, r in zip(scores, requests, strict=True)]
-        return ScoreOutput(scores, [sum(len(row.ids) for row in seqs) for seqs in encoded], hits)
+        return ScoreOutput(scores, tokens, hits, generated)
+
+    def critique(self, prompts: list[EncodedPath]) -> tuple[list[EncodedPath], list[Spent]]:
+        """The sequences that read each prompt's verdict after its greedy critique (at most `critique_tokens`), and
+        what writing it took: the prompts run first through `score_rows` (each computed once, the parts they share
+        once, all kept in the store), then each critique is decoded from its stored prompt."""
+        from tdrm_search.policies.base import SampleRequest
+        from tdrm_search.policies.hf import HFPolicy
+
+        budget = self.head.config.critique_tokens
+        if not budget:
+            return [self.head.verdict(p, ()) for p in prompts], [Spent(0, 0) for _ in prompts]
+        _, cached = self.score_rows(prompts)
+        writer = HFPolicy(self.model, self.tokenizer, cache_tokens=0)
+        writer.kv = self.kv  # the PRM's store: the prompts just kept there, and the critiques for the reads
+        requests = [SampleRequest(tuple(p.ids), n=1, max_tokens=budget, temperature=0.0) for p in prompts]
+        critiques = [samples[0] for samples in writer.generate(requests, seed=0).samples]
+        reads = [self.head.verdict(p, c.token_ids, c.finish == "eos") for p, c in zip(prompts, critiques, strict=True)]
+        spent = [Spent(len(p.ids), h, len(c.token_ids)) for p, h, c in zip(prompts, cached, critiques, strict=True)]
+        return reads, spent
 
     def score_whole(self, rows: list[EncodedPath]) -> tuple[list[list[float]], list[int]]:
         """Each row's values from the whole row, in batches, nothing stored."""

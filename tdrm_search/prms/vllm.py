@@ -1,6 +1,7 @@
 """A vLLM PRM: its head picks the engine's arguments, the prompts that read a path's new steps and how they are
 read (`prms/heads/`): the LM and value heads send one request per new step, ending at its read position, so each
-step's prefix comes from the prefix cache; the token-classification and likelihood heads send each path whole."""
+step's prefix comes from the prefix cache; the token-classification and likelihood heads send each path whole; the
+generative head writes each new step's critique through `generate`, then reads its verdict."""
 
 from __future__ import annotations
 
@@ -37,10 +38,12 @@ class VLLMPRM:
         ]
         outputs = self.head.read_vllm(self.llm, [p for _, p in prompts], read_cache) if prompts else []
         scores: list[list[float]] = [[] for _ in requests]
-        tokens, cached = [0] * len(requests), [0] * len(requests)
+        tokens, cached, generated = [0] * len(requests), [0] * len(requests), [0] * len(requests)
         for (i, _), (values, out) in zip(prompts, outputs, strict=True):
+            spent = self.head.spent(out)
             scores[i] += values
-            tokens[i] += len(out.prompt_token_ids)
-            cached[i] += out.num_cached_tokens or 0
+            tokens[i] += spent.prompt
+            cached[i] += spent.cached
+            generated[i] += spent.generated
         scores = [pad_values(s, len(r.steps) - r.start) for s, r in zip(scores, requests, strict=True)]
-        return ScoreOutput(scores, tokens, cached)
+        return ScoreOutput(scores, tokens, cached, generated)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tdrm_search.prms.heads.base import Head
+from tdrm_search.prms.heads.generative import GenerativeHead
 from tdrm_search.prms.heads.likelihood import LikelihoodHead
 from tdrm_search.prms.heads.lm import LMHead
 from tdrm_search.prms.heads.tag_value import TagValueHead
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from tdrm_search.prms.config import PRMConfig
 
 HEAD_TYPES: dict[str, type[Head]] = {
-    h.name: h for h in (LMHead, TokenClassifyHead, ValueHead, LikelihoodHead, TagValueHead, TurnsHead)
+    h.name: h for h in (LMHead, TokenClassifyHead, ValueHead, LikelihoodHead, TagValueHead, TurnsHead, GenerativeHead)
 }
 
 

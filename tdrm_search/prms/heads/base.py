@@ -34,6 +34,9 @@ class Head:
     trainable: ClassVar[bool] = True  # prm_train trains it
     learns_readout: ClassVar[bool] = False  # has read-out parameters beside the model, fitted before it trains
     one_request_per_step: ClassVar[bool] = False  # vLLM reads each step with its own request ending there
+    reads_words: ClassVar[bool] = False  # good_token and bad_token apply though the tag does not
+    writes_critique: ClassVar[bool] = False  # a read first generates text (`HFPRM.critique`, `read_vllm`)
+    remote_read: ClassVar[str | None] = None  # how RemotePRM reads it over HTTP (`prms/remote.py`); None: it cannot
 
     config: PRMConfig
     tokenizer: Any
@@ -64,6 +67,10 @@ class Head:
     def prompt_ids(self, question: str) -> list[int]:
         """The ids every sequence of the question starts with, before its first step (`cost.py`)."""
         return encode_steps(self.tokenizer, self.config, question, ()).ids
+
+    def tokens_after(self) -> int:
+        """The most tokens a read adds past its encoded sequence (the generative head: critique and verdict prompt)."""
+        return 0
 
     # transformers
 
@@ -119,6 +126,19 @@ class Head:
         """Each prompt's values at its read positions and its vLLM output, in one engine call; `read_cache=False`
         reads nothing from the prefix cache."""
         raise NotImplementedError
+
+    def spent(self, out) -> Spent:
+        """What a read took, from the output `read_vllm` gave with its values."""
+        return Spent(len(out.prompt_token_ids), out.num_cached_tokens or 0)
+
+
+@dataclass(frozen=True)
+class Spent:
+    """A read's tokens: prompt tokens the engine took in, how many of them came from a cache, and tokens it wrote."""
+
+    prompt: int
+    cached: int
+    generated: int = 0
 
 
 def classifier(model):

@@ -33,6 +33,7 @@ class LikelihoodHead(Head):
     reads_tag: ClassVar[bool] = False
     reuses_prefixes: ClassVar[bool] = False
     learns_readout: ClassVar[bool] = True
+    remote_read: ClassVar[str | None] = "prompt_logprobs"
 
     def path_logits(self, model, paths: Sequence[EncodedPath], pad: int) -> list[torch.Tensor]:
         """scale * m_t + bias at every path's read positions, with the (scale, bias) `attach` gave the model, else

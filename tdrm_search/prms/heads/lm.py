@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class LMHead(Head):
     name: ClassVar[str] = "lm"
     one_request_per_step: ClassVar[bool] = True
+    remote_read: ClassVar[str | None] = "token_logprobs"
 
     good: int = field(init=False)
     bad: int = field(init=False)

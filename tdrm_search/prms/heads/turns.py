@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class TurnsHead(LMHead):
     name: ClassVar[str] = "turns"
     trainable: ClassVar[bool] = False  # scoring only: prm_train's packing is untested on turn-rendered paths
+    remote_read: ClassVar[str | None] = None  # not served over HTTP (untested there)
 
     @classmethod
     def check_config(cls, config: PRMConfig) -> None:

@@ -23,6 +23,7 @@ class ValueHead(Head):
     name: ClassVar[str] = "value"
     reads_tag: ClassVar[bool] = False
     one_request_per_step: ClassVar[bool] = True
+    remote_read: ClassVar[str | None] = "classify"
 
     def check_format(self, where: str) -> None:
         super().check_format(where)
