@@ -13,7 +13,7 @@ train on --problems x --k best-of-n rollouts; the MC kinds on the first problems
 cost about as much; the tree kinds on beam-search trees (no verifier) on the first problems whose trees cost about
 as much. Stages are cached under --work (rollouts as JSONL, one run folder per PRM and seed), so a rerun resumes.
 Writes benchmarks/results/lab_prm_comparison.{json,md,png} (`--head likelihood`: lab_prm_comparison_likelihood.*;
-several seeds: a `_seedsK` suffix; --results DIR: another folder).
+several seeds: a `_seedsK` suffix; --results DIR: another folder), summarised and drawn by `prm_lab_report.py`.
 """
 
 from __future__ import annotations
@@ -23,22 +23,15 @@ import json
 import shutil
 import time
 from pathlib import Path
-from statistics import fmean, stdev
+from statistics import fmean
 
 import torch
+from prm_lab_report import NS, SEARCH_METHODS, baselines, markdown, paired_difference, per_problem_bon, plot, summarise
 
 from prm_train.collect import collect
 from prm_train.config import CollectConfig, TrainConfig
 from prm_train.data import Rollout, read_rollouts, write_rollouts
-from prm_train.evaluate import (
-    best_of_n,
-    evaluate_prm,
-    evaluate_values,
-    final_answers,
-    majority_of_n,
-    pools_by_problem,
-    score_rollouts,
-)
+from prm_train.evaluate import evaluate_prm, evaluate_values, score_rollouts
 from prm_train.export import CHECKPOINT, TRAINING_FILE
 from prm_train.targets import TargetSpec
 from prm_train.train import train_prm
@@ -55,12 +48,10 @@ HEADS = {  # the read-out every PRM of one run trains (--head): a step-tag class
     "lm": PRMConfig(step_join="\n\n", aggregation="last"),
     "likelihood": PRMConfig(head="likelihood", step_join="\n\n", aggregation="last"),
 }
-NS = (4, 16, 64)
 DATA = {"outcome": "paths", "exact": "paths", "td_lambda": "paths", "mc_soft": "mc", "tree_mc": "trees"}
 DATA |= {"tree_td0": "trees", "td0": "paths", "nstep": "paths", "tdrm_td0": "paths", "tdrm_td2": "paths"}
 TD_KINDS = ("td_lambda", "tree_td0", "td0", "nstep", "tdrm_td0", "tdrm_td2")
 IN_STEP_KINDS = ("tdrm_td0", "tdrm_td2")  # TDRM's schedule: targets in every step, gamma 0.8, no rounds
-SEARCH_METHODS = ("beam", "mcts")  # the search rows, on the first --search-problems eval problems
 MC_KINDS = ("mc_soft",)
 
 
@@ -132,92 +123,6 @@ def add_search_rows(row: dict, problems, policy, make_prm, ns) -> bool:
         results = search_batch(problems, policy, prm, method=method, n=n, seed=0, max_tokens=256)
         row.setdefault(method, {})[str(n)] = fmean(bool(r.correct) for r in results)
     return bool(missing)
-
-
-def baselines(rollouts: list[Rollout], ns) -> dict:
-    """No-verifier references on the same pools: majority vote, and pass@n (any rollout right)."""
-    pools = pools_by_problem(rollouts)
-    correct = [r.outcome for r in rollouts]
-    return {
-        "pass": {str(n): best_of_n([float(c) for c in correct], correct, pools, n) for n in ns},
-        "majority": {str(n): majority_of_n(final_answers(rollouts), correct, pools, n) for n in ns},
-    }
-
-
-def per_problem_bon(rollouts: list[Rollout], values, n: int) -> list[float]:
-    """BoN@n (last) accuracy of each problem: the unit standard errors are taken over."""
-    scores, correct = [v[-1] for v in values], [r.outcome for r in rollouts]
-    return [best_of_n(scores, correct, [pool], n) for pool in pools_by_problem(rollouts)]
-
-
-def paired_difference(a: list[list[float]], b: list[list[float]]) -> dict:
-    """Mean and standard error (over problems) of per-problem accuracy a - b, each first averaged over seeds."""
-    diffs = [fmean(x) - fmean(y) for x, y in zip(zip(*a, strict=True), zip(*b, strict=True), strict=True)]
-    return {"mean": fmean(diffs), "se": stdev(diffs) / len(diffs) ** 0.5, "problems": len(diffs)}
-
-
-def summarise(rows: dict, ns=NS) -> dict:
-    """Mean and standard deviation over seeds of each headline metric."""
-    keys = {f"bon_last@{n}": ("best_of_n", "last", str(n)) for n in ns}
-    keys |= {f"bon_min@{n}": ("best_of_n", "min", str(n)) for n in ns}
-    keys |= {f"wmaj@{n}": ("weighted_majority", "last", str(n)) for n in ns}
-    keys |= {f"{m}@{n}": (m, str(n)) for m in SEARCH_METHODS for n in ns}
-    keys |= {"within_auc": ("within_problem_auc", "last"), "step_auc": ("step_auc",)}
-    keys |= {"first_error_f1": ("first_error", "f1"), "td_error": ("smoothness", "td_error")}
-    out = {}
-    for name, path in keys.items():
-        vals = []
-        for row in rows.values():
-            x = row
-            for k in path:
-                x = x.get(k) if isinstance(x, dict) else None
-            if x is not None:
-                vals.append(x)
-        out[name] = {"mean": fmean(vals), "sd": stdev(vals) if len(vals) > 1 else 0.0} if vals else None
-    return out
-
-
-def fmt(x) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, dict):
-        return f"{x['mean']:.3f}" + (f" ± {x['sd']:.3f}" if x["sd"] else "")
-    return f"{x:.3f}"
-
-
-def table(report: dict) -> str:
-    cols = [f"bon_last@{n}" for n in NS] + ["bon_min@16", "wmaj@16", "wmaj@64"]
-    cols += [f"{m}@{n}" for m in SEARCH_METHODS for n in NS] + ["within_auc", "step_auc", "first_error_f1", "td_error"]
-    lines = ["| PRM | data tokens | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
-    for name, entry in report["prms"].items():
-        lines.append(
-            f"| {name} | {entry['data_tokens']} | " + " | ".join(fmt(entry["summary"].get(c)) for c in cols) + " |"
-        )
-    for ref, label in (("backbone_likelihood", "backbone likelihood (no PRM training)"), ("oracle", "oracle")):
-        lines.append(f"| {label} | | " + " | ".join(fmt(report[ref]["summary"].get(c)) for c in cols) + " |")
-    base = report["baselines"]
-    for ref in ("majority", "pass"):
-        row = {f"{m}@{n}": x for m in ("bon_last", "wmaj") for n, x in base[ref].items()}
-        lines.append(f"| {ref} (no verifier) | | " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def plot(report: dict, ns: tuple[int, ...], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, entry in report["prms"].items():
-        ax.plot(ns, [entry["summary"][f"bon_last@{n}"]["mean"] for n in ns], marker="o", label=f"BoN, {name}")
-    for ref in ("majority", "pass"):
-        ax.plot(ns, [report["baselines"][ref][str(n)] for n in ns], "k--" if ref == "majority" else "k:", label=ref)
-    ax.set(xscale="log", xlabel="n (solutions)", ylabel="accuracy", title="lab, held-out pool", xticks=ns)
-    ax.set_xticklabels([str(n) for n in ns])
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
@@ -318,9 +223,7 @@ def main() -> None:
             f"{t} - {m}": paired_difference(per_kind[t], per_kind[m]) for t in tds for m in mcs
         }
     (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = f"# Lab PRM comparison at equal labelling compute ({args.head} head)\n\n" + table(report) + "\n"
-    for pair, d in report.get("td_minus_mc_bon16", {}).items():
-        md += f"\nBoN@16 {pair}: {d['mean']:+.3f} ± {d['se']:.3f} (standard error over {d['problems']} problems)\n"
+    md = markdown(report, args.head)
     (args.results / f"{stem}.md").write_text(md)
     plot(report, ns, args.results / f"{stem}.png")
     print(md)

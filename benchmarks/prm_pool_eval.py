@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from prm_lab import NS, baselines
+from prm_lab_report import NS, baselines
 
 from prm_train.data import read_rollouts
 from prm_train.evaluate import evaluate_prm, pools_by_problem
