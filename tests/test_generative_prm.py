@@ -8,6 +8,7 @@ verdict tokens. Every step's value must agree within 1e-4."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from functools import cache
 
@@ -175,6 +176,18 @@ def test_siblings_share_their_prompt_through_vllms_prefix_cache(engine, capsys):
     assert parent.generated_tokens == [CRITIQUE] and children.generated_tokens == [CRITIQUE, CRITIQUE]
     assert 0 < parent.cached_tokens[0] < parent.tokens[0]  # the verdict request: its prompt and critique cached
     assert all(c > parent.cached_tokens[0] for c in children.cached_tokens)  # and the shared question and step
+
+
+def test_a_critique_that_ends_at_eos_is_read_without_it(verifier, expected):
+    """A verifier whose first greedy token is its EOS writes an empty critique: the verdict follows the prompt."""
+    folder, model, tokenizer = verifier
+    model = copy.deepcopy(model)
+    head = head_for(config("genprm", CRITIQUE), tokenizer)
+    prompts = [torch.tensor([p.ids]) for p in head.encode(QUESTION, STEPS)]
+    model.generation_config.eos_token_id = sorted({int(model(input_ids=p).logits[0, -1].argmax()) for p in prompts})
+    out = HFPRM(model, tokenizer, config("genprm", CRITIQUE)).score(REQUESTS)
+    assert [v for scores in out.scores for v in scores] == pytest.approx(expected("genprm", 0), abs=1e-4)
+    assert out.generated_tokens == [3, 1, 1, 1]  # each critique the EOS alone, counted
 
 
 def test_siblings_share_their_prompt_through_the_key_value_store(verifier):
