@@ -1,30 +1,33 @@
-"""GRPO on the lab policy with PRM rewards (issue 18): does a summed PRM reward get hacked, do Clip / Delta
-(arXiv 2410.15115) prevent it, and does TDRM's 0.2 PRM + 0.8 rule mix (arXiv 2509.15110) learn faster than the
-rule reward alone?
+"""GRPO on the lab with PRM rewards, from a starting policy with room to improve (issues 18 and 32): does rule-only
+RL gain, does TDRM's 0.2 PRM + 0.8 rule mix (arXiv 2509.15110) need fewer prompts to reach rule-only's final
+accuracy (with a TD-target PRM, and with an MC-label PRM of the same backbone and labelling compute), and does a
+summed PRM reward get hacked (longer, repeated steps), which Clip / Delta (arXiv 2410.15115) should stop?
 
-Every run starts from the shipped lab policy and trains with TRL's GRPOTrainer on CPU on the same prompts in the
-same order (step s's prompts are the lab problems of training seed `train_seed(s)`), the same number of steps and
-the same sampling settings; only the reward differs (and the sampling seed, across seeds). The runs themselves are
-`rl_bridge/lab_grpo.py`; the rewards:
+Every run starts from the RL lab's own start policy (`benchmarks/rl_lab_start.py`: the shipped lab policy with
+noise on its weights, greedy 0.43 and pass@8 0.70 on the evaluation problems; the shipped policy stays for search)
+and trains with TRL's GRPOTrainer on CPU on the same prompts in the same order; only the reward and the sampling
+seed differ (`rl_bridge/lab_grpo.py`). Rewards:
 
-    rule          the verifiable reward: 1 for a right final answer, else 0;
-    raw_prm       the sum of the shipped TD PRM's step values (the hackable return of 2410.15115);
-    rule_raw_prm  rule + that sum;
-    clip, delta, clip_delta   rl_bridge's refinements (rule included), eta 0.5; GRPO takes one scalar per
-                  completion, so the trainer sees the sum of the per-step rewards (rl_bridge/README.md);
-    mix_td        TDRM's mix, 0.2 * PRM value (last step) + 0.8 * rule, with the shipped TD PRM;
-    mix_mc        the same mix with an MC-label PRM (--mc-prm; left out when not given).
+    rule          1 for a right final answer, else 0;
+    raw_prm       the TD PRM's step values summed (the hackable return of 2410.15115); rule_raw_prm: rule + that sum;
+    clip, delta, clip_delta   rl_bridge's refinements (rule included), summed over steps (GRPO takes one scalar);
+    mix_td, mix_mc  TDRM's mix, 0.2 * PRM value (last step) + 0.8 * rule, with the TD PRM / with the MC PRM.
 
-Every --eval-every steps the policy solves the held-out problems greedily (evaluation seed --eval-seed, never a
-training seed) and we record: accuracy; mean steps and generated tokens (EOS included); the share of solutions
-with a repeated or unnecessary step -- a step whose text equals an earlier step's, or more steps than the
-problem's operations plus the answer line; and the mean reward of those greedy solutions under the run's own
-reward. From the seed-averaged curves: the prompts each reward needs to reach the rule-only run's final accuracy.
+The TD (td0) and MC (mc_soft) PRMs come from one run of the prm_lab pipeline (`benchmarks/prm_lab.py`, the same
+backbone and labelling compute), built once under --work. Every --eval-every steps the policy solves the held-out
+problems greedily and we record accuracy and the hacking probe's measures (steps and tokens per solution, the share
+with a repeated/unnecessary step, the run's own reward per step); the same probe runs on every training batch.
 
-    python -m benchmarks.rl_lab [--quick] [--rewards rule clip ...] [--seeds 0 1 2] [--mc-prm DIR]
+    python -m benchmarks.rl_lab --prepare           # build the start policy and the PRM pair (~45 min, once)
+    python -m benchmarks.rl_lab --plan              # the estimated time of every run still to do
+    python -m benchmarks.rl_lab [--budget-minutes 90]   # run what is left (within the budget), then the report
+    python -m benchmarks.rl_lab --quick             # the whole pipeline in a few minutes (results in --work)
 
-writes benchmarks/results/rl_lab.json (--quick: rl_lab_quick.json), one PNG per metric (rl_lab_<metric>.png) and
-prints a table. Finished runs are kept under --work and reused by a rerun with the same settings.
+Each finished (reward, seed) run is its own JSON under --runs (default benchmarks/results/rl_lab_runs/); a rerun
+skips the finished ones, so the benchmark can be split over sessions. The report (finished runs only) goes to
+--out (default benchmarks/results/rl_lab.json; rl_lab_partial.json while runs are pending) with one PNG per metric
+beside it, and prints the table and each
+claim's verdict (`benchmarks/rl_lab_report.py`).
 """
 
 from __future__ import annotations
@@ -33,82 +36,46 @@ import argparse
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from statistics import fmean
 
 import torch
 
-from rl_bridge.lab_grpo import REWARDS, Setting, make_reward, solution_stats, trainer_for
-from rl_bridge.trl import TRLReward
-from tdrm_search.loading import LAB_POLICY, LAB_PRM, load_prm
-from tdrm_search.table import format_table
+from benchmarks.rl_lab_report import claims, plot, summarise, table, verdict_lines
+from benchmarks.rl_lab_start import CHOSEN, start_policy
+from rl_bridge.lab_grpo import REWARDS, Probed, Setting, evaluate, make_reward, trainer_for
+from tdrm_search.loading import LAB_POLICY, load_prm
 from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.types import Problem
 
 RESULTS = Path(__file__).parent / "results"
-METRICS = ("accuracy", "steps", "tokens", "repeat_share", "reward")
 log = logging.getLogger(__name__)
-QUICK = Setting(steps=6, batch=16, generations=4, eval_problems=30, eval_every=3)
+FULL = Setting(steps=150, batch=32, generations=8, eval_problems=100, eval_every=10)  # 600 prompts: 3.75x issue 18
+QUICK = Setting(steps=3, batch=16, generations=8, eval_problems=20, eval_every=3)
+SEEDS = {"rule": 3, "mix_td": 3, "mix_mc": 3, "raw_prm": 3, "rule_raw_prm": 2, "clip": 2, "delta": 2, "clip_delta": 2}
+PRM_KINDS = {"td": "td0", "mc": "mc_soft"}  # prm_lab kinds: TD(0) targets, Monte-Carlo (Math-Shepherd) labels
+PRM_PAIR_MINUTES = 45  # the backbone (~25 min) and prm_lab's stages for two kinds (~20 min), on 2 busy cores
+BACKBONE = ["--layers", "4", "--heads", "4", "--steps", "2000"]  # the PRMs' backbone (prm_lab's committed runs)
 
 
-@torch.no_grad()
-def greedy(model, tokenizer, problems: list[Problem], max_tokens: int) -> list[tuple[str, int]]:
-    """Each problem's greedy solution and its generated token count (up to and including EOS)."""
-    prompts = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": p.question}], tokenize=False, add_generation_prompt=True
-        )
-        for p in problems
-    ]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    tokenizer.padding_side = side
-    was_training = model.training
-    model.eval()
-    out = model.generate(
-        **batch.to(model.device),
-        do_sample=False,
-        max_new_tokens=max_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    model.train(was_training)
-    solutions = []
-    for row in out[:, batch["input_ids"].shape[1] :].tolist():
-        n = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
-        solutions.append((tokenizer.decode(row[:n], skip_special_tokens=True), n))
-    return solutions
+TRAIN_KEYS = ("reward", "completions/mean_length", "entropy", "frac_reward_zero_std")
 
 
-def evaluate(model, tokenizer, problems: list[Problem], reward: TRLReward, max_tokens: int) -> dict[str, float]:
-    """Greedy accuracy, mean steps and tokens, share with a repeated/unnecessary step, mean reward (run's own)."""
-    solutions = greedy(model, tokenizer, problems, max_tokens)
-    stats = [solution_stats(p, text) for p, (text, _) in zip(problems, solutions, strict=True)]
-    rewards = reward(
-        prompts=[[{"role": "user", "content": p.question}] for p in problems],
-        completions=[[{"role": "assistant", "content": text}] for text, _ in solutions],
-        answer=[p.answer for p in problems],
-    )
-    return {
-        "accuracy": fmean(s["correct"] for s in stats),
-        "steps": fmean(s["steps"] for s in stats),
-        "tokens": fmean(n for _, n in solutions),
-        "repeat_share": fmean(s["repeat"] for s in stats),
-        "reward": fmean(r for r in rewards if r is not None),
-    }
-
-
-def run(name: str, reward: TRLReward, seed: int, setting: Setting, eval_problems: list[Problem], work: Path) -> dict:
-    """One GRPO run: its evaluation curve and the trainer's per-step reward log."""
+def run(name: str, reward, seed: int, setting: Setting, policy: Path, eval_problems: list[Problem], work: Path) -> dict:
+    """One GRPO run: its evaluation curve, the trainer's per-step log (probe included) and its timing."""
     from transformers import TrainerCallback
 
     curve: list[dict] = []
+    eval_seconds = [0.0]
 
     class Evaluate(TrainerCallback):
         def record(self, step: int, model, processing_class) -> None:
+            started = time.perf_counter()
             point = evaluate(model, processing_class, eval_problems, reward, setting.max_tokens)
+            eval_seconds[0] += time.perf_counter() - started
             curve.append({"step": step, "prompts": step * setting.prompts_per_step, **point})
             log.info("%s seed %d step %d: %s", name, seed, step, point)
 
@@ -120,187 +87,219 @@ def run(name: str, reward: TRLReward, seed: int, setting: Setting, eval_problems
                 self.record(state.global_step, model, processing_class)
 
     started = time.perf_counter()
-    trainer = trainer_for(reward, setting, seed, str(work / f"{name}_seed{seed}"))
+    trainer = trainer_for(Probed(reward), setting, seed, str(work / f"{name}_seed{seed}"), policy=policy)
     trainer.add_callback(Evaluate())
     trainer.train()
-    train_log = [
-        {"step": e["step"], "reward": e.get(f"rewards/{name}/mean"), "length": e.get("completions/mean_length")}
-        for e in trainer.state.log_history
-        if f"rewards/{name}/mean" in e
-    ]
-    return {
-        "reward": name,
-        "seed": seed,
-        "curve": curve,
-        "train": train_log,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-
-
-def prompts_to_reach(curve: list[dict], target: float) -> int | None:
-    """Prompts seen at the first evaluation whose accuracy reaches `target` (None: never)."""
-    return next((p["prompts"] for p in curve if p["accuracy"] >= target - 1e-9), None)
-
-
-def mean_curve(runs: list[dict]) -> list[dict]:
-    """The seed average of runs evaluated at the same steps."""
-    return [
-        {
-            "step": points[0]["step"],
-            "prompts": points[0]["prompts"],
-            **{m: fmean(p[m] for p in points) for m in METRICS},
-        }
-        for points in zip(*(r["curve"] for r in runs), strict=True)
-    ]
-
-
-def summarise(runs: list[dict]) -> dict[str, dict]:
-    """Per reward: the seed-averaged curve, its final point, the per-seed final accuracies, and the prompts it needs
-    to reach the rule-only run's final (seed-averaged) accuracy."""
-    by_reward: dict[str, list[dict]] = {}
-    for r in runs:
-        by_reward.setdefault(r["reward"], []).append(r)
-    summary = {
-        name: {
-            "seeds": [r["seed"] for r in rs],
-            "curve": mean_curve(rs),
-            "final_accuracy_per_seed": [r["curve"][-1]["accuracy"] for r in rs],
-        }
-        for name, rs in by_reward.items()
-    }
-    target = summary["rule"]["curve"][-1]["accuracy"] if "rule" in summary else None
-    for row in summary.values():
-        row["final"] = row["curve"][-1]
-        row["prompts_to_rule_final"] = None if target is None else prompts_to_reach(row["curve"], target)
-    return summary
-
-
-def table(report: dict) -> str:
-    """The final evaluation per reward (seed means; accuracy with the seeds' range)."""
-    start = next(iter(report["summary"].values()))["curve"][0]
-    rows = [{"reward": "start (every run)", "seeds": "-", **final_cells(start, None), "reward/step": "-", "reach": "-"}]
-    for name, row in report["summary"].items():
-        f, reach, seeds = row["final"], row["prompts_to_rule_final"], row["final_accuracy_per_seed"]
-        rows.append(
-            {
-                "reward": name,
-                "seeds": len(seeds),
-                **final_cells(f, seeds),
-                "reward/step": f"{f['reward']:.3f}",
-                "reach": "never" if reach is None else reach,
+    train_log = []
+    for e in trainer.state.log_history:
+        if f"rewards/{name}/mean" in e:
+            keep = {
+                k.split("/")[-1] if k.startswith("probe/") else k: v for k, v in e.items() if k.startswith("probe/")
             }
-        )
-    return format_table(rows, markdown=True, headers=TABLE_HEADERS)
+            keep |= {k: e.get(k) for k in TRAIN_KEYS[1:]}
+            train_log.append({"step": e["step"], "reward": e[f"rewards/{name}/mean"], **keep})
+    seconds = time.perf_counter() - started
+    timing = {"seconds": round(seconds, 1), "eval_seconds": round(eval_seconds[0], 1), "evaluations": len(curve)}
+    return {"reward": name, "seed": seed, "curve": curve, "train": train_log, **timing}
 
 
-TABLE_HEADERS = {
-    "accuracy": "accuracy (seed range)",
-    "repeat": "repeated/unnecessary",
-    "reward/step": "mean reward",
-    "reach": "prompts to rule's final",
-}
+def prm_lab():
+    """benchmarks/prm_lab.py as a module: it is a script that imports its sibling modules by their bare names."""
+    here = str(Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.append(here)
+    import prm_lab
+
+    return prm_lab
 
 
-def final_cells(point: dict, seeds: list[float] | None) -> dict:
-    """One evaluation point's cells: accuracy (with the seeds' range), steps, tokens, repeated-step share."""
-    spread = f" ({min(seeds):.2f}-{max(seeds):.2f})" if seeds else ""
-    return {
-        "accuracy": f"{point['accuracy']:.3f}{spread}",
-        "steps": f"{point['steps']:.2f}",
-        "tokens": f"{point['tokens']:.1f}",
-        "repeat": f"{point['repeat_share']:.3f}",
-    }
+def script_env() -> dict[str, str]:
+    """The environment for a benchmark script run as a file: the repository root on PYTHONPATH."""
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 
-def plot(report: dict, prefix: Path) -> list[Path]:
-    import matplotlib
+def pair_dirs(work: Path, quick: bool) -> dict[str, Path]:
+    """Where the TD and MC PRMs are (or will be): prm_lab's run folders under `work` (its --quick adds a suffix)."""
+    prm_work = work / ("prm_lab_quick" if quick else "prm_lab")
+    return {k: prm_work / f"likelihood-{kind}-s0" for k, kind in PRM_KINDS.items()}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    labels = {
-        "accuracy": "greedy accuracy",
-        "steps": "mean steps",
-        "tokens": "mean generated tokens",
-        "repeat_share": "share with a repeated/unnecessary step",
-        "reward": "mean reward (run's own)",
-    }
-    paths = []
-    for metric in METRICS:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, row in report["summary"].items():
-            ax.plot([p["prompts"] for p in row["curve"]], [p[metric] for p in row["curve"]], marker="o", label=name)
-        ax.set_xlabel("prompts seen")
-        ax.set_ylabel(labels[metric])
-        ax.set_title(f"GRPO on the lab policy (mean of seeds): {labels[metric]}, held-out problems", fontsize=10)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = prefix.with_name(f"{prefix.name}_{metric}.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+def prm_pair(work: Path, base: Path | None, quick: bool) -> dict[str, Path]:
+    """The TD and MC PRMs: one prm_lab pipeline run (same backbone, same labelling compute), cached under `work`.
+    The backbone: --prm-base, else the committed recipe (a 4-layer lab LM, 2000 steps); --quick: the shipped
+    policy, and prm_lab's --quick sizes."""
+    dirs = pair_dirs(work, quick)
+    if all(prm_lab().trained(d) for d in dirs.values()):
+        return dirs
+    if base is None:
+        base = LAB_POLICY if quick else work / "backbone4"
+        if not quick and not (base / "model.safetensors").exists():
+            trainer = Path(__file__).parent / "lab" / "train_policy.py"
+            subprocess.run([sys.executable, str(trainer), "--out", str(base), *BACKBONE], check=True, env=script_env())
+    script = Path(__file__).parent / "prm_lab.py"
+    command = [sys.executable, str(script), "--base", str(base), "--work", str(work / "prm_lab")]
+    command += ["--head", "likelihood", "--lr", "5e-4", "--kinds", *PRM_KINDS.values(), "--seeds", "0"]
+    command += ["--search-problems", "0", "--results", str(dirs["td"].parent), "--name", "prms"]
+    command += ["--quick"] if quick else ["--eval-problems", "100"]
+    subprocess.run(command, check=True, env=script_env())
+    return dirs
+
+
+def plan_runs(rewards: list[str], seeds: list[int] | None) -> list[tuple[str, int]]:
+    """(reward, seed) pairs, seed-major (every reward's seed 0 first) so a partial run still compares rewards."""
+    per = {r: seeds if seeds is not None else list(range(SEEDS[r])) for r in rewards}
+    return [(r, s) for s in sorted({s for v in per.values() for s in v}) for r in rewards if s in per[r]]
+
+
+def identity(name: str, setting: Setting, prms: dict[str, str]) -> dict:
+    """What a finished run must match to be reused: the setting, the start policy, and the PRMs it was scored by."""
+    return {"setting": asdict(setting), "start_policy": CHOSEN, "prms": {} if name == "rule" else prms}
+
+
+def finished(path: Path, ident: dict) -> dict | None:
+    data = json.loads(path.read_text()) if path.exists() else None
+    return data if data is not None and all(data.get(k) == v for k, v in ident.items()) else None
+
+
+def split_finished(
+    todo: list[tuple[str, int]], runs_dir: Path, setting: Setting, prm_names: dict[str, str]
+) -> tuple[list[dict], list[tuple[str, int]]]:
+    """The finished runs among `todo` (their JSON under `runs_dir`, same setting, start policy and PRMs), and the
+    (reward, seed) pairs still to run."""
+    done: list[dict] = []
+    left: list[tuple[str, int]] = []
+    for name, seed in todo:
+        cached = finished(runs_dir / f"{name}_seed{seed}.json", identity(name, setting, prm_names))
+        if cached:
+            done.append(cached)
+        else:
+            left.append((name, seed))
+    return done, left
+
+
+def estimate(setting: Setting, done: list[dict]) -> dict[str, float]:
+    """Estimated seconds of one run of each reward: its measured seconds per training step and per evaluation (the
+    first finished run found), scaled to the setting; `_prm`: the dearest PRM reward measured."""
+    cost: dict[str, tuple[float, float]] = {}
+    for r in done:
+        steps = max(1, r["curve"][-1]["step"])
+        cost.setdefault(r["reward"], ((r["seconds"] - r["eval_seconds"]) / steps, r["eval_seconds"] / r["evaluations"]))
+    per_run = {name: s * setting.steps + e * (setting.steps // setting.eval_every + 1) for name, (s, e) in cost.items()}
+    prm_costs = [v for k, v in per_run.items() if k != "rule"]
+    return per_run | ({"_prm": max(prm_costs)} if prm_costs else {})
+
+
+def measured_cost(setting: Setting, work: Path, policy: Path) -> list[dict]:
+    """Two-step runs of rule and clip_delta (scored by the shipped lab PRM, the pair's architecture: a 4-layer lab
+    LM) in this setting, for --plan before any run has finished; cached in `work`."""
+    cache = work / "plan_cost.json"
+    short = replace(setting, steps=2, eval_every=2)
+    cached = json.loads(cache.read_text()) if cache.exists() else {}
+    if cached.get("setting") != asdict(short):
+        problems = generate_problems(setting.eval_problems, seed=setting.eval_seed, num_ops=setting.num_ops)
+        prms = {"td": load_prm(None, backend="hf")}
+        runs = [run(n, make_reward(n, prms), 0, short, policy, problems, work / "plan") for n in ("rule", "clip_delta")]
+        cached = {"setting": asdict(short), "runs": runs}
+        cache.write_text(json.dumps(cached) + "\n")
+    return cached["runs"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a few minutes: 6 steps of 16, 30 evaluation problems")
+    parser.add_argument("--quick", action="store_true", help="a few minutes: 3 steps of 2 prompts, 20 eval problems")
+    parser.add_argument("--plan", action="store_true", help="print each run still to do and its estimated time")
     parser.add_argument("--rewards", nargs="+", default=list(REWARDS), choices=REWARDS)
-    parser.add_argument("--seeds", type=int, nargs="+", help="sampling seeds (default: 0 1 2; --quick: 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds for every reward (default: SEEDS; --quick: 0)")
     parser.add_argument("--steps", type=int, help="GRPO steps (overrides the setting's)")
-    parser.add_argument("--mc-prm", type=Path, help="the MC-label PRM folder for mix_mc (none: mix_mc left out)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--budget-minutes", type=float, help="start no run whose estimate exceeds what is left")
+    parser.add_argument("--prm-base", type=Path, help="the PRMs' backbone (default: built under --work)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--work", type=Path, default=Path("/tmp/tdrm_rl_lab"))
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--runs", type=Path, help="finished runs' folder (default: results/rl_lab_runs; quick: work)")
+    parser.add_argument("--prepare", action="store_true", help="build the start policy and the PRM pair, then stop")
+    parser.add_argument("--out", type=Path, help="the report (default: results/rl_lab[_partial].json; quick: --work)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    setting = QUICK if args.quick else Setting()
-    if args.steps:
-        setting = Setting(**{**asdict(setting), "steps": args.steps})
-    out = args.out or RESULTS / ("rl_lab_quick.json" if args.quick else "rl_lab.json")
-    rewards = [r for r in args.rewards if r != "mix_mc" or args.mc_prm]
-    if len(rewards) < len(args.rewards):
-        log.warning("no --mc-prm: mix_mc left out")
-    prms = {"td": load_prm(None, backend="hf")}
-    if args.mc_prm:
-        prms["mc"] = load_prm(str(args.mc_prm), backend="hf")
-    trained = json.loads((LAB_PRM / "training.json").read_text())["train"]
-    prm_names = {
-        "td": f"tdrm_search/assets/lab-prm (shipped: {trained['targets']['kind']} seed {trained['seed']})",
-        "mc": str(args.mc_prm or "none"),
-    }
-    eval_problems = generate_problems(setting.eval_problems, seed=setting.eval_seed, num_ops=setting.num_ops)
-    work = args.work / ("quick" if args.quick else "full")
-    work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    runs = []
-    for seed in args.seeds or ([0] if args.quick else [0, 1, 2]):  # seed-major: all rewards get seed 0 first
-        for name in rewards:
-            cache = work / f"{name}_seed{seed}.json"
-            cached = json.loads(cache.read_text()) if cache.exists() else None
-            if cached is None or (cached["setting"], cached.get("prms")) != (asdict(setting), prm_names):
-                cached = {
-                    "setting": asdict(setting),
-                    "prms": prm_names,
-                    **run(name, make_reward(name, prms), seed, setting, eval_problems, work),
-                }
-                cache.write_text(json.dumps(cached) + "\n")
-            runs.append(cached)
+    setting = replace(QUICK if args.quick else FULL, **({"steps": args.steps} if args.steps else {}))
+    work = args.work / ("quick" if args.quick else "full")
+    runs_dir = args.runs or (work / "runs" if args.quick else RESULTS / "rl_lab_runs")
+    for d in (work, runs_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    todo = plan_runs(args.rewards, args.seeds if args.seeds or not args.quick else [0])
+    prm_names = {k: str(v) for k, v in pair_dirs(args.work, args.quick).items()}
+    policy = start_policy(args.work / "start")
+    done, left = split_finished(todo, runs_dir, setting, prm_names)
+    cost = estimate(setting, done)
+    if args.plan:
+        if "rule" not in cost or "_prm" not in cost:
+            cost = estimate(setting, measured_cost(setting, work, policy)) | cost
+        built = all(prm_lab().trained(Path(d)) for d in prm_names.values())
+        print_plan(setting, done, left, cost, built)
+        return
+    needs_prms = args.prepare or any(name != "rule" for name, _ in left)
+    prm_dirs = prm_pair(args.work, args.prm_base, args.quick) if needs_prms else {}
+    prms = {k: load_prm(str(v), backend="hf") for k, v in prm_dirs.items()}
+    if args.prepare:
+        print(f"start policy {policy}; PRMs {prm_names}")
+        return
+    eval_problems = generate_problems(setting.eval_problems, seed=setting.eval_seed, num_ops=setting.num_ops)
+    deadline = time.time() + 60 * args.budget_minutes if args.budget_minutes is not None else None
+    for name, seed in left:
+        guess = cost.get(name, cost.get("rule" if name == "rule" else "_prm", 0.0))
+        if deadline and time.time() + guess > deadline:
+            log.info("budget: %s seed %d (about %.0f s) left for another session", name, seed, guess)
+            continue
+        result = {
+            **identity(name, setting, prm_names),
+            **run(name, make_reward(name, prms), seed, setting, policy, eval_problems, work),
+        }
+        (runs_dir / f"{name}_seed{seed}.json").write_text(json.dumps(result) + "\n")
+        done.append(result)
+    pending = [(n, s) for n, s in todo if not any(r["reward"] == n and r["seed"] == s for r in done)]
+    default = (
+        work / "rl_lab_quick.json" if args.quick else RESULTS / ("rl_lab_partial.json" if pending else "rl_lab.json")
+    )
+    if done:
+        write_report(done, setting, prm_names, pending, args.out or default)
+
+
+def print_plan(setting: Setting, done: list, left: list, cost: dict[str, float], built: bool) -> None:
+    """Each run still to do with its estimated minutes (the measured per-step and per-evaluation cost of a finished
+    run of that reward, else of the two-step measurement), and the total."""
+    total = 0.0
+    print(f"{len(done)} runs finished; {len(left)} to do ({setting.steps} steps of {setting.prompts_per_step} prompts)")
+    for name, seed in left:
+        guess = cost.get(name, cost["rule" if name == "rule" else "_prm"])
+        total += guess
+        print(f"  {name} seed {seed}: ~{guess / 60:.1f} min")
+    print(
+        f"estimated total: ~{total / 60:.0f} min" + ("" if built else f" + the PRM pair once (~{PRM_PAIR_MINUTES} min)")
+    )
+
+
+def write_report(runs: list[dict], setting: Setting, prm_names: dict, pending: list, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = summarise(runs)
+    verdicts = claims(summary)
     report = {
         "setting": asdict(setting),
         "prompts_per_step": setting.prompts_per_step,
-        "policy": str(LAB_POLICY),
+        "start_policy": CHOSEN,
         "prms": prm_names,
+        "pending": [f"{n}_seed{s}" for n, s in pending],
         "trl_scalar_rewards": "GRPO takes one scalar per completion: the sum of each mode's per-step rewards",
-        "summary": summarise(runs),
+        "summary": summary,
+        "claims": verdicts,
         "runs": runs,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
-    pngs = plot(report, out.with_suffix(""))
-    print(table(report))
-    print(f"wrote {out} and {', '.join(p.name for p in pngs)}")
+    pngs = plot(summary, out.with_suffix(""))
+    print(table(summary))
+    print("\n".join(verdict_lines(verdicts)))
+    print(f"wrote {out} and {', '.join(p.name for p in pngs)}" + (f"; {len(pending)} runs pending" if pending else ""))
 
 
 if __name__ == "__main__":
