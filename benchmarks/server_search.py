@@ -13,8 +13,11 @@ and Best-of-N on lab problems at each n:
 
 Generation throughput is generated tokens per second of wall time, end to end (PRM scoring included: in async runs
 it overlaps generation); `vs raw` divides it by the raw run's. Lockstep runs also report tokens per second of
-generate-call time alone (`gen_tok_s`, as benchmarks/search_cost.py does). Prefix caches (server and in-process)
-are emptied before every run. Accuracy is graded against the lab answers.
+generate-call time alone (`gen_tok_s`, as benchmarks/search_cost.py does) and that over the raw run's (`gen_vs_raw`:
+generation only, the PRM's share of the wall left out; async runs have none, their generation overlaps scoring).
+Remote rows count the HTTP requests sent (`http_requests`: one per expanded node, its children as `n`). Prefix
+caches (server and in-process) are emptied before every run. Accuracy is graded against the lab answers.
+`--server-args` passes options to the server (every row, the raw one included, runs on that one server).
 
     python benchmarks/server_search.py            # 64 problems, n = 16 and 64 (long on 2 cores)
     python benchmarks/server_search.py --quick    # 8 problems, n = 16: a smoke test of every row
@@ -43,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--problem-seed", type=int, default=2026, help="seed of the lab problems")
     p.add_argument("--concurrency", type=int, default=256, help="requests in flight to the server at most")
+    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS, help="the rows to run (raw always runs)")
+    p.add_argument("--server-args", default="", help="extra options for the vLLM server, one string")
     p.add_argument("--quick", action="store_true", help="8 problems, n = 16: a smoke test")
     p.add_argument("--out", type=Path, default=RESULTS / "server_search.json")
     args = p.parse_args(argv)
@@ -61,6 +66,8 @@ def run_search(name, method, n, problems, policy, prm, seed, schedule, reset) ->
     from tdrm_search.engine import search_batch
 
     reset()
+    client = getattr(policy, "client", None)
+    sent = client.requests if client else 0
     started = time.perf_counter()
     results = search_batch(problems, policy, prm, method=method, n=n, seed=seed, schedule=schedule)
     wall = time.perf_counter() - started
@@ -80,6 +87,8 @@ def run_search(name, method, n, problems, policy, prm, seed, schedule, reset) ->
         "wall_s": wall,
         "tok_s": total["generated_tokens"] / wall,
     }
+    if client:  # HTTP requests answered (retries not counted)
+        row["http_requests"] = client.requests - sent
     if schedule == "lockstep":  # generate-call time is shared by every problem of a round: once
         gen_s = max(r.stats["generate_s"] for r in results)
         row.update(generate_s=gen_s, gen_tok_s=total["generated_tokens"] / gen_s)
@@ -130,16 +139,19 @@ def paired_difference(a: list[bool], b: list[bool]) -> tuple[float, float]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| method | n | run | accuracy | generated tokens | wall s | tok/s end to end | vs raw | gen-call tok/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | n | run | accuracy | generated tokens | HTTP requests | wall s | tok/s end to end | vs raw "
+        "| gen-call tok/s | gen vs raw |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         acc = f"{r['accuracy']:.3f}" if "accuracy" in r else "-"
         ratio = f"{r['vs_raw']:.2f}x" if r.get("vs_raw") is not None else "-"
         gen = f"{r['gen_tok_s']:.0f}" if r.get("gen_tok_s") else "-"
+        gen_ratio = f"{r['gen_vs_raw']:.2f}x" if r.get("gen_vs_raw") is not None else "-"
+        http = f"{r['http_requests']:,}" if "http_requests" in r else "-"
         lines.append(
-            f"| {r.get('method', '-')} | {r['n']} | {r['run']} | {acc} | {r['generated_tokens']:,} | "
-            f"{r['wall_s']:.1f} | {r['tok_s']:.0f} | {ratio} | {gen} |"
+            f"| {r.get('method', '-')} | {r['n']} | {r['run']} | {acc} | {r['generated_tokens']:,} | {http} | "
+            f"{r['wall_s']:.1f} | {r['tok_s']:.0f} | {ratio} | {gen} | {gen_ratio} |"
         )
     return "\n".join(lines)
 
@@ -157,12 +169,13 @@ def main(argv=None) -> int:
     log = Path(tempfile.gettempdir()) / "tdrm_server_search.server.log"  # the server's own log, for a failed run
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    with vllm_server(LAB_POLICY, name="lab-policy", log=log) as server:
+    with vllm_server(LAB_POLICY, name="lab-policy", log=log, extra=args.server_args.split()) as server:
         remote = OpenAIPolicy(server.url, max_concurrency=args.concurrency)
-        local, prm = VLLMPolicy(LAB_POLICY), VLLMPRM(LAB_PRM)
+        local = VLLMPolicy(LAB_POLICY) if RUNS[0] in args.runs else None
+        prm = VLLMPRM(LAB_PRM)
 
         def reset_local():
-            local.llm.reset_prefix_cache()
+            local.llm.reset_prefix_cache()  # local exists whenever its row runs
             prm.llm.reset_prefix_cache()
 
         def reset_remote():
@@ -177,15 +190,18 @@ def main(argv=None) -> int:
         for n in args.n:
             for method in args.methods:
                 cell = []
-                for name in RUNS:
+                for name in args.runs:
                     policy, schedule, reset = setups[name]
                     cell.append(run_search(name, method, n, problems, policy, prm, args.seed, schedule, reset))
-                raw = run_raw(remote, problems, n, cell[1]["generated_tokens"], server.url)
+                tokens = next((r for r in cell if r["run"] == RUNS[1]), cell[-1])["generated_tokens"]
+                raw = run_raw(remote, problems, n, tokens, server.url)
                 raw["method"] = method
-                base = cell[0]["correct"]
+                base = cell[0]["correct"] if cell[0]["run"] == RUNS[0] else None
                 for row in cell:
                     row["vs_raw"] = row["tok_s"] / raw["tok_s"]
-                    if row is not cell[0]:
+                    if row.get("gen_tok_s"):
+                        row["gen_vs_raw"] = row["gen_tok_s"] / raw["tok_s"]
+                    if base is not None and row is not cell[0]:
                         row["accuracy_minus_in_process"] = paired_difference(row["correct"], base)
                 rows += [*cell, raw]
                 args.out.write_text(json.dumps({"setup": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2))

@@ -130,6 +130,8 @@ def check_server_search(tmp: Path, _: str) -> None:
     runs = {r["run"] for r in rows}
     assert {"in-process lockstep", "remote lockstep", "remote async"} <= runs, runs
     assert all(r["generated_tokens"] > 0 for r in rows if "accuracy" in r)
+    assert all(r["gen_vs_raw"] > 0 for r in rows if r.get("schedule") == "lockstep")  # generation-only ratio
+    assert all(r["http_requests"] > 0 for r in rows if r["run"].startswith("remote"))
 
 
 def check_reward_server_load(tmp: Path, _: str) -> None:

@@ -1,20 +1,18 @@
-"""The policy and PRMs through a real vLLM OpenAI-compatible server, and `tdrm serve` (search as a service).
+"""The policy and PRMs through a real vLLM OpenAI-compatible server: every method, in-process answers at temperature
+0, a beam round's requests grouped by parent, seeds, retries, errors, remote PRM values. The command line and
+`tdrm serve` through the same server: test_server_cli.py.
 
-One server per module: the lab policy on 127.0.0.1, started with --api-key (every request must carry it)."""
+The lab policy on 127.0.0.1 (tests/lab_server.py, shared with test_server_cli), started with --api-key (every
+request must carry it)."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from lab_server import KEY, lab_server
 
 from tdrm_search.config import METHODS
 from tdrm_search.engine import search_batch
@@ -25,18 +23,13 @@ from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.remote_client import RemoteRequestError
 from tdrm_search.tasks.lab import generate_problems
-from tdrm_search.vllm_server import free_port, start_vllm_server
 
 pytestmark = pytest.mark.vllm
-KEY = "test-key-30"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    server = start_vllm_server(LAB_POLICY, name="lab", api_key=KEY, log=log)
-    yield server
-    server.stop()
+def server():
+    return lab_server()
 
 
 @pytest.fixture(scope="module")
@@ -161,20 +154,6 @@ def test_4xx_is_one_line_naming_the_request(server, policy):
     assert "\n" not in str(err.value)
 
 
-def cli(*args, env=None, **kwargs):
-    environment = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tdrm_search.cli", *args], env=environment, text=True, **kwargs)
-
-
-def test_cli_wrong_model_is_one_line(server):
-    out = cli(
-        "search", "What is 2+3?", "--policy", f"{server.url}?model=nope", "--prm", "none",
-        env={"TDRM_API_KEY": KEY}, capture_output=True, timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0 and "no model named 'nope'" in out.stderr
-
-
 def test_remote_prm_values_match_in_process(server, problems):
     """The likelihood and LM heads read through the server equal the transformers PRM on the same model."""
     from tdrm_search.prms.hf import HFPRM
@@ -192,140 +171,29 @@ def test_remote_prm_values_match_in_process(server, problems):
         assert remote.tokens[0] > 0
 
 
-def test_bench_killed_and_resumed_loses_and_duplicates_nothing(server, tmp_path):
-    out = tmp_path / "records.jsonl"
-    args = ["bench", "-d", "lab", "--limit", "12", "-m", "best_of_n", "-n", "4", "--batch-size", "2"]
-    args += ["--policy", server.url, "--prm", "oracle", "--out", str(out), "--no-progress"]
-    env = {"TDRM_API_KEY": KEY}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "tdrm_search.cli", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    done_before = len(out.read_text().splitlines())
-    assert 2 <= done_before < 12
-    assert cli(*args, env=env, capture_output=True, timeout=300).returncode == 0
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    ids = [r["id"] for r in records]
-    assert sorted(ids) == sorted(set(ids)) and len(ids) == 12
+def test_a_beam_round_sends_one_request_per_parent(policy, problems, vllm_lab_policy):
+    """A node's children share its prompt: they go as one completions request with n = k (vLLM seeds child k with
+    seed + k, the in-process per-sample seeds), so a beam round sends one HTTP request per expanded node, far fewer
+    than its children; greedy beam search still expands the trees the in-process engine does."""
+    calls = []
+    generate = policy.agenerate
 
+    async def counting(requests, seed):
+        calls.append(requests)
+        return await generate(requests, seed)
 
-@pytest.fixture(scope="module")
-def service(policy):
-    import uvicorn
-
-    from tdrm_search.config import SearchConfig
-    from tdrm_search.service import ServeConfig, create_app
-
-    defaults = SearchConfig.make("best_of_n", 4, 0)
-    from tdrm_search.prms.constant import ConstantPRM
-
-    app = create_app(policy, ConstantPRM(), defaults, ServeConfig(token="serve-key", batch_window_s=0.3))
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    while not uv.started:
-        time.sleep(0.05)
-    yield app, f"http://127.0.0.1:{port}/v1"
-    uv.should_exit = True
-    thread.join(10)
-
-
-def test_serve_answers_the_openai_client_batched(service, problems):
-    import openai
-
-    app, url = service
-    client = openai.OpenAI(base_url=url, api_key="serve-key")
-    assert [m.id for m in client.models.list()] == ["tdrm-search"]
-    answers = [None] * len(problems)
-
-    def ask(i):
-        out = client.completions.create(model="tdrm-search", prompt=problems[i].question, max_tokens=64)
-        answers[i] = out
-
-    before = len(app.state.batcher.batches)
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(problems))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert app.state.batcher.batches[before:] == [len(problems)]  # arrived together: one search_batch
-    for out in answers:
-        choice = out.choices[0]
-        assert choice.text and choice.model_extra["search"]["candidates"] == 4
-        assert out.usage.completion_tokens == choice.model_extra["search"]["stats"]["generated_tokens"] > 0
-    chat = client.chat.completions.create(
-        model="tdrm-search",
-        messages=[{"role": "user", "content": problems[0].question}],
-        extra_body={"search": {"method": "beam", "n": 4}},
-    )
-    assert chat.choices[0].message.content and chat.choices[0].model_extra["search"]["method"] == "beam"
-
-
-def test_serve_refuses_bad_input(service):
-    _, url = service
-    auth = {"Authorization": "Bearer serve-key"}
-    assert httpx.post(f"{url}/completions", json={"prompt": "2+3?"}).status_code == 401
-    r = httpx.post(f"{url}/completions", json={"prompt": "2+3?", "search": {"method": "nope"}}, headers=auth)
-    assert r.status_code == 400 and "unknown method" in r.json()["detail"]
-    r = httpx.post(f"{url}/completions", json={"prompt": "2+3?", "search": {"bogus": 1}}, headers=auth)
-    assert r.status_code == 400 and "bogus" in r.json()["detail"]
-    assert httpx.post(f"{url}/completions", json={"promt": "x"}, headers=auth).status_code == 422
-    assert httpx.post(f"{url}/completions", json={"prompt": " "}, headers=auth).status_code == 400
-    r = httpx.post(f"{url}/chat/completions", json={"messages": [{"role": "system", "content": "x"}]}, headers=auth)
-    assert r.status_code == 400
-
-
-def test_search_command_through_the_server(server):
-    out = cli(
-        "search", "Sam has 2 coins. On day 1 he finds 3. How many coins after day 1?", "--policy", server.url,
-        "--prm", "none", "--method", "beam", "-n", "4", "--json",
-        env={"TDRM_API_KEY": KEY}, capture_output=True, timeout=180,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["stats"]["generated_tokens"] > 0
-
-
-def test_serve_answers_lm_eval_local_completions(service, problems):
-    """lm-evaluation-harness's `local-completions` model type, with concurrent requests, gets the searched answers."""
-    pytest.importorskip("lm_eval")
-    from lm_eval.api.instance import Instance
-    from lm_eval.models.openai_completions import LocalCompletionsAPI
-
-    app, url = service
-    lm = LocalCompletionsAPI(
-        base_url=f"{url}/completions",
-        model="tdrm-search",
-        tokenizer_backend=None,
-        tokenized_requests=False,
-        num_concurrent=len(problems),
-        header={"Authorization": "Bearer serve-key"},
-    )
-    requests = [
-        Instance("generate_until", {}, (p.question, {"until": ["<|im_end|>"], "max_gen_toks": 64}), idx=i)
-        for i, p in enumerate(problems)
-    ]
-    before = len(app.state.batcher.batches)
-    texts = lm.generate_until(requests, disable_tqdm=True)
-    assert len(texts) == len(problems) and all(texts)
-    assert sum(app.state.batcher.batches[before:]) == len(problems) and len(app.state.batcher.batches) - before < 3
-
-
-def test_demo_through_the_server(server, tmp_path):
-    """`tdrm demo --policy URL`: greedy and every search method, the shipped lab PRM in-process."""
-    out = cli(
-        "demo", "--problems", "2", "--budgets", "4", "--methods", "best_of_n", "beam", "dvts", "mcts",
-        "particle_filter", "--policy", server.url, "--out", str(tmp_path),
-        env={"TDRM_API_KEY": KEY}, capture_output=True, timeout=240,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
-    assert {r["method"] for r in records} == {"greedy", "best_of_n", "beam", "dvts", "mcts", "particle_filter"}
+    policy.agenerate = counting
+    try:
+        sent = policy.client.requests
+        search_batch(problems, policy, OraclePRM(), method="beam", n=16, seed=0, temperature=1.0)
+        http = policy.client.requests - sent
+    finally:
+        del policy.agenerate
+    parents = sum(len(requests) for requests in calls)
+    children = sum(r.n for requests in calls for r in requests)
+    assert http == parents and children >= 3 * http, (http, parents, children)
+    options = dict(method="beam", n=16, seed=0, temperature=0.0)
+    remote = search_batch(problems, policy, OraclePRM(), **options)
+    local = search_batch(problems, vllm_lab_policy, OraclePRM(), **options)
+    assert [r.best.steps for r in remote] == [r.best.steps for r in local]
+    assert [r.stats["generated_tokens"] for r in remote] == [r.stats["generated_tokens"] for r in local]

@@ -1,0 +1,25 @@
+"""One vLLM OpenAI-compatible server of the lab policy for every test module that needs one (test_server_policy,
+test_server_cli): started by the first module that asks, stopped when the test process exits, so the two modules
+pay its ~40 s start once."""
+
+from __future__ import annotations
+
+import atexit
+import tempfile
+from pathlib import Path
+
+from tdrm_search.loading import LAB_POLICY
+from tdrm_search.vllm_server import VLLMServer, start_vllm_server
+
+KEY = "test-key-30"  # the server runs with --api-key: every request must carry it
+_SERVERS: dict[str, VLLMServer] = {}
+
+
+def lab_server() -> VLLMServer:
+    """The lab policy served on 127.0.0.1 as "lab", with --api-key KEY; its log in a temporary folder."""
+    if "lab" not in _SERVERS:
+        log = Path(tempfile.mkdtemp(prefix="tdrm-vllm-server-")) / "server.log"
+        server = start_vllm_server(LAB_POLICY, name="lab", api_key=KEY, log=log)
+        atexit.register(server.stop)
+        _SERVERS["lab"] = server
+    return _SERVERS["lab"]
