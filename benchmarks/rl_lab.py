@@ -36,18 +36,17 @@ import argparse
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
+from benchmarks.rl_lab_prms import PRM_PAIR_MINUTES, pair_dirs, pair_ids, prm_lab, prm_pair
 from benchmarks.rl_lab_report import claims, plot, summarise, table, verdict_lines
 from benchmarks.rl_lab_start import CHOSEN, start_policy
 from rl_bridge.lab_grpo import REWARDS, Probed, Setting, evaluate, make_reward, trainer_for
-from tdrm_search.loading import LAB_POLICY, load_prm
+from tdrm_search.loading import load_prm
 from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.types import Problem
 
@@ -56,9 +55,6 @@ log = logging.getLogger(__name__)
 FULL = Setting(steps=150, batch=32, generations=8, eval_problems=100, eval_every=10)  # 600 prompts: 3.75x issue 18
 QUICK = Setting(steps=3, batch=16, generations=8, eval_problems=20, eval_every=3)
 SEEDS = {"rule": 3, "mix_td": 3, "mix_mc": 3, "raw_prm": 3, "rule_raw_prm": 2, "clip": 2, "delta": 2, "clip_delta": 2}
-PRM_KINDS = {"td": "td0", "mc": "mc_soft"}  # prm_lab kinds: TD(0) targets, Monte-Carlo (Math-Shepherd) labels
-PRM_PAIR_MINUTES = 45  # the backbone (~25 min) and prm_lab's stages for two kinds (~20 min), on 2 busy cores
-BACKBONE = ["--layers", "4", "--heads", "4", "--steps", "2000"]  # the PRMs' backbone (prm_lab's committed runs)
 
 
 TRAIN_KEYS = ("reward", "completions/mean_length", "entropy", "frac_reward_zero_std")
@@ -103,56 +99,13 @@ def run(name: str, reward, seed: int, setting: Setting, policy: Path, eval_probl
     return {"reward": name, "seed": seed, "curve": curve, "train": train_log, **timing}
 
 
-def prm_lab():
-    """benchmarks/prm_lab.py as a module: it is a script that imports its sibling modules by their bare names."""
-    here = str(Path(__file__).parent)
-    if here not in sys.path:
-        sys.path.append(here)
-    import prm_lab
-
-    return prm_lab
-
-
-def script_env() -> dict[str, str]:
-    """The environment for a benchmark script run as a file: the repository root on PYTHONPATH."""
-    root = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-
-
-def pair_dirs(work: Path, quick: bool) -> dict[str, Path]:
-    """Where the TD and MC PRMs are (or will be): prm_lab's run folders under `work` (its --quick adds a suffix)."""
-    prm_work = work / ("prm_lab_quick" if quick else "prm_lab")
-    return {k: prm_work / f"likelihood-{kind}-s0" for k, kind in PRM_KINDS.items()}
-
-
-def prm_pair(work: Path, base: Path | None, quick: bool) -> dict[str, Path]:
-    """The TD and MC PRMs: one prm_lab pipeline run (same backbone, same labelling compute), cached under `work`.
-    The backbone: --prm-base, else the committed recipe (a 4-layer lab LM, 2000 steps); --quick: the shipped
-    policy, and prm_lab's --quick sizes."""
-    dirs = pair_dirs(work, quick)
-    if all(prm_lab().trained(d) for d in dirs.values()):
-        return dirs
-    if base is None:
-        base = LAB_POLICY if quick else work / "backbone4"
-        if not quick and not (base / "model.safetensors").exists():
-            trainer = Path(__file__).parent / "lab" / "train_policy.py"
-            subprocess.run([sys.executable, str(trainer), "--out", str(base), *BACKBONE], check=True, env=script_env())
-    script = Path(__file__).parent / "prm_lab.py"
-    command = [sys.executable, str(script), "--base", str(base), "--work", str(work / "prm_lab")]
-    command += ["--head", "likelihood", "--lr", "5e-4", "--kinds", *PRM_KINDS.values(), "--seeds", "0"]
-    command += ["--search-problems", "0", "--results", str(dirs["td"].parent), "--name", "prms"]
-    command += ["--quick"] if quick else ["--eval-problems", "100"]
-    subprocess.run(command, check=True, env=script_env())
-    return dirs
-
-
 def plan_runs(rewards: list[str], seeds: list[int] | None) -> list[tuple[str, int]]:
     """(reward, seed) pairs, seed-major (every reward's seed 0 first) so a partial run still compares rewards."""
     per = {r: seeds if seeds is not None else list(range(SEEDS[r])) for r in rewards}
     return [(r, s) for s in sorted({s for v in per.values() for s in v}) for r in rewards if s in per[r]]
 
 
-def identity(name: str, setting: Setting, prms: dict[str, str]) -> dict:
+def identity(name: str, setting: Setting, prms: dict) -> dict:
     """What a finished run must match to be reused: the setting, the start policy, and the PRMs it was scored by."""
     return {"setting": asdict(setting), "start_policy": CHOSEN, "prms": {} if name == "rule" else prms}
 
@@ -163,7 +116,7 @@ def finished(path: Path, ident: dict) -> dict | None:
 
 
 def split_finished(
-    todo: list[tuple[str, int]], runs_dir: Path, setting: Setting, prm_names: dict[str, str]
+    todo: list[tuple[str, int]], runs_dir: Path, setting: Setting, prm_names: dict
 ) -> tuple[list[dict], list[tuple[str, int]]]:
     """The finished runs among `todo` (their JSON under `runs_dir`, same setting, start policy and PRMs), and the
     (reward, seed) pairs still to run."""
@@ -192,17 +145,19 @@ def estimate(setting: Setting, done: list[dict]) -> dict[str, float]:
 
 def measured_cost(setting: Setting, work: Path, policy: Path) -> list[dict]:
     """Two-step runs of rule and clip_delta (scored by the shipped lab PRM, the pair's architecture: a 4-layer lab
-    LM) in this setting, for --plan before any run has finished; cached in `work`."""
+    LM) in this setting, for --plan before any run has finished; each cached in `work` as it finishes."""
     cache = work / "plan_cost.json"
     short = replace(setting, steps=2, eval_every=2)
     cached = json.loads(cache.read_text()) if cache.exists() else {}
     if cached.get("setting") != asdict(short):
-        problems = generate_problems(setting.eval_problems, seed=setting.eval_seed, num_ops=setting.num_ops)
-        prms = {"td": load_prm(None, backend="hf")}
-        runs = [run(n, make_reward(n, prms), 0, short, policy, problems, work / "plan") for n in ("rule", "clip_delta")]
-        cached = {"setting": asdict(short), "runs": runs}
-        cache.write_text(json.dumps(cached) + "\n")
-    return cached["runs"]
+        cached = {"setting": asdict(short), "runs": {}}
+    problems = generate_problems(setting.eval_problems, seed=setting.eval_seed, num_ops=setting.num_ops)
+    for name in ("rule", "clip_delta"):
+        if name not in cached["runs"]:
+            prms = {"td": load_prm(None, backend="hf")}
+            cached["runs"][name] = run(name, make_reward(name, prms), 0, short, policy, problems, work / "plan")
+            cache.write_text(json.dumps(cached) + "\n")
+    return list(cached["runs"].values())
 
 
 def main() -> None:
@@ -229,19 +184,20 @@ def main() -> None:
     for d in (work, runs_dir):
         d.mkdir(parents=True, exist_ok=True)
     todo = plan_runs(args.rewards, args.seeds if args.seeds or not args.quick else [0])
-    prm_names = {k: str(v) for k, v in pair_dirs(args.work, args.quick).items()}
+    dirs = pair_dirs(args.work, args.quick)
     policy = start_policy(args.work / "start")
-    done, left = split_finished(todo, runs_dir, setting, prm_names)
+    done, left = split_finished(todo, runs_dir, setting, pair_ids(dirs))
     cost = estimate(setting, done)
     if args.plan:
         if "rule" not in cost or "_prm" not in cost:
             cost = estimate(setting, measured_cost(setting, work, policy)) | cost
-        built = all(prm_lab().trained(Path(d)) for d in prm_names.values())
-        print_plan(setting, done, left, cost, built)
+        print_plan(setting, done, left, cost, built=all(prm_lab().trained(d) for d in dirs.values()))
         return
     needs_prms = args.prepare or any(name != "rule" for name, _ in left)
     prm_dirs = prm_pair(args.work, args.prm_base, args.quick) if needs_prms else {}
     prms = {k: load_prm(str(v), backend="hf") for k, v in prm_dirs.items()}
+    prm_names = pair_ids(dirs)
+    done, left = split_finished(todo, runs_dir, setting, prm_names)  # the PRMs' digests are known now
     if args.prepare:
         print(f"start policy {policy}; PRMs {prm_names}")
         return
