@@ -18,6 +18,7 @@ from conftest import tiny_config
 from tokenizers import AddedToken
 from transformers import AutoTokenizer, Qwen2ForCausalLM
 
+from tdrm_search.config import METHODS
 from tdrm_search.cost import prm_tree_tokens
 from tdrm_search.engine import search
 from tdrm_search.loading import LAB_POLICY
@@ -198,10 +199,13 @@ def test_siblings_share_their_prompt_through_the_key_value_store(verifier):
 
 
 @pytest.mark.parametrize("preset", CARDS)
-def test_a_search_runs_with_each_generative_preset(preset, verifier, hf_lab_policy, lab_problems):
+def test_every_method_runs_with_each_generative_preset(preset, verifier, hf_lab_policy, lab_problems):
     prm = HFPRM(verifier[0], config=config(preset, 4))
+    for method in METHODS:
+        result = search(lab_problems[0], hf_lab_policy, prm, method=method, n=2, seed=0, max_steps=3)
+        assert result.candidates and all(0 <= v <= 1 for t in result.candidates for v in t.step_scores), method
+        assert result.stats["prm_generated_tokens"] > 0, method
     result = search(lab_problems[0], hf_lab_policy, prm, method="beam", n=2, seed=0, max_steps=3)
-    assert result.candidates and all(0 <= v <= 1 for t in result.candidates for v in t.step_scores)
     stats = result.stats
     assert 0 < stats["prm_generated_tokens"] <= 4 * (stats["nodes"] - 1)
     assert 0 < stats["prm_cached_tokens"] < stats["prm_tokens"]
