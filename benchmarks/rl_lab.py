@@ -39,6 +39,7 @@ import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from statistics import fmean
 
 import torch
 
@@ -57,7 +58,7 @@ QUICK = Setting(steps=3, batch=16, generations=8, eval_problems=20, eval_every=3
 SEEDS = {"rule": 3, "mix_td": 3, "mix_mc": 3, "raw_prm": 3, "rule_raw_prm": 2, "clip": 2, "delta": 2, "clip_delta": 2}
 
 
-TRAIN_KEYS = ("reward", "completions/mean_length", "entropy", "frac_reward_zero_std")
+TRAIN_KEYS = ("reward", "completions/mean_length", "entropy", "frac_reward_zero_std", "step_time")
 
 
 def run(name: str, reward, seed: int, setting: Setting, policy: Path, eval_problems: list[Problem], work: Path) -> dict:
@@ -100,9 +101,11 @@ def run(name: str, reward, seed: int, setting: Setting, policy: Path, eval_probl
 
 
 def plan_runs(rewards: list[str], seeds: list[int] | None) -> list[tuple[str, int]]:
-    """(reward, seed) pairs, seed-major (every reward's seed 0 first) so a partial run still compares rewards."""
+    """(reward, seed) pairs, seed-major (every reward's seed 0 first) so a partial run still compares rewards; the
+    extra seeds of the rewards with fewer than 3 (SEEDS) come last, the first to give way to a time budget."""
     per = {r: seeds if seeds is not None else list(range(SEEDS[r])) for r in rewards}
-    return [(r, s) for s in sorted({s for v in per.values() for s in v}) for r in rewards if s in per[r]]
+    pairs = [(r, s) for s in sorted({s for v in per.values() for s in v}) for r in rewards if s in per[r]]
+    return sorted(pairs, key=lambda p: p[1] > 0 and seeds is None and SEEDS[p[0]] < 3)
 
 
 def identity(name: str, setting: Setting, prms: dict) -> dict:
@@ -132,22 +135,27 @@ def split_finished(
 
 
 def estimate(setting: Setting, done: list[dict]) -> dict[str, float]:
-    """Estimated seconds of one run of each reward: its measured seconds per training step and per evaluation (the
-    first finished run found), scaled to the setting; `_prm`: the dearest PRM reward measured."""
-    cost: dict[str, tuple[float, float]] = {}
+    """Estimated seconds of one run of each reward, from the first finished run of it found: its fixed cost (model and
+    trainer set-up), its mean seconds per training step (TRL's step_time, where logged) and per evaluation, scaled
+    to the setting; `_prm`: the dearest PRM reward measured."""
+    per_run: dict[str, float] = {}
     for r in done:
         steps = max(1, r["curve"][-1]["step"])
-        cost.setdefault(r["reward"], ((r["seconds"] - r["eval_seconds"]) / steps, r["eval_seconds"] / r["evaluations"]))
-    per_run = {name: s * setting.steps + e * (setting.steps // setting.eval_every + 1) for name, (s, e) in cost.items()}
+        times = [float(e["step_time"]) for e in r["train"] if e.get("step_time") is not None]
+        per_step = fmean(times) if times else (r["seconds"] - r["eval_seconds"]) / steps
+        fixed = max(0.0, r["seconds"] - r["eval_seconds"] - per_step * steps)
+        per_eval = r["eval_seconds"] / r["evaluations"]
+        evals = setting.steps // setting.eval_every + 1 + (setting.steps % setting.eval_every > 0)
+        per_run.setdefault(r["reward"], fixed + per_step * setting.steps + per_eval * evals)
     prm_costs = [v for k, v in per_run.items() if k != "rule"]
     return per_run | ({"_prm": max(prm_costs)} if prm_costs else {})
 
 
 def measured_cost(setting: Setting, work: Path, policy: Path) -> list[dict]:
-    """Two-step runs of rule and clip_delta (scored by the shipped lab PRM, the pair's architecture: a 4-layer lab
+    """Four-step runs of rule and clip_delta (scored by the shipped lab PRM, the pair's architecture: a 4-layer lab
     LM) in this setting, for --plan before any run has finished; each cached in `work` as it finishes."""
     cache = work / "plan_cost.json"
-    short = replace(setting, steps=2, eval_every=2)
+    short = replace(setting, steps=4, eval_every=4)
     cached = json.loads(cache.read_text()) if cache.exists() else {}
     if cached.get("setting") != asdict(short):
         cached = {"setting": asdict(short), "runs": {}}
@@ -224,7 +232,7 @@ def main() -> None:
 
 def print_plan(setting: Setting, done: list, left: list, cost: dict[str, float], built: bool) -> None:
     """Each run still to do with its estimated minutes (the measured per-step and per-evaluation cost of a finished
-    run of that reward, else of the two-step measurement), and the total."""
+    run of that reward, else of the short measurement), and the total."""
     total = 0.0
     print(f"{len(done)} runs finished; {len(left)} to do ({setting.steps} steps of {setting.prompts_per_step} prompts)")
     for name, seed in left:

@@ -76,7 +76,8 @@ def synthetic_run(reward: str, seed: int, accuracy: list[float], steps: float = 
         }
         for i, a in enumerate(accuracy)
     ]
-    return {"reward": reward, "seed": seed, "curve": curve, "train": [], "seconds": 100.0, "eval_seconds": 20.0}
+    timing = {"seconds": 100.0, "eval_seconds": 20.0, "evaluations": len(curve)}
+    return {"reward": reward, "seed": seed, "curve": curve, "train": [], **timing}
 
 
 def lab(rule_final: float = 0.6, td_curve: tuple = (0.4, 0.55, 0.62, 0.65, 0.66), raw_steps: float = 9.0) -> list:
@@ -177,7 +178,7 @@ def test_a_finished_run_is_skipped_and_a_changed_setting_is_not(tmp_path):
     assert [r["reward"] for r in done] == ["rule"] and ("mix_td", 0) in left  # rule runs use no PRM
     done, left = split_finished(todo, tmp_path, replace(QUICK, steps=99), prms)
     assert done == [] and len(left) == 4
-    assert plan_runs(["rule", "clip"], None) == [("rule", 0), ("clip", 0), ("rule", 1), ("clip", 1), ("rule", 2)]
+    assert plan_runs(["rule", "clip"], None) == [("rule", 0), ("clip", 0), ("rule", 1), ("rule", 2), ("clip", 1)]
 
 
 def test_probed_reward_logs_the_hacking_probe_of_a_training_batch():
@@ -205,3 +206,15 @@ def test_probed_reward_logs_the_hacking_probe_of_a_training_batch():
     assert rewards == [1.0, 2.0] and probed.__name__ == "reward"
     assert logged["probe/steps"] == 5 and logged["probe/repeat_share"] == 0.5 and logged["probe/tokens"] == 120
     assert logged["probe/accuracy"] == 1.0 and logged["probe/reward_per_step"] == pytest.approx((1 / 4 + 2 / 6) / 2)
+
+
+def test_plan_estimates_a_run_from_a_measured_one():
+    from benchmarks.rl_lab import estimate
+
+    measured = synthetic_run("rule", 0, [0.4, 0.5, 0.6])  # 20 steps, 100 s of which 20 s in 3 evaluations
+    measured["train"] = [{"step": s, "step_time": 2.0} for s in range(1, 21)]  # 40 s of steps: 40 s of set-up
+    prm = {**synthetic_run("clip", 0, [0.4, 0.5, 0.6]), "seconds": 140.0}  # no step times: (140 - 20) / 20 a step
+    cost = estimate(Setting(steps=100, eval_every=10), [measured, prm])
+    assert cost["rule"] == pytest.approx(40 + 2.0 * 100 + 11 * 20 / 3)
+    assert cost["clip"] == pytest.approx(6.0 * 100 + 11 * 20 / 3) and cost["_prm"] == cost["clip"]
+    assert estimate(Setting(steps=25, eval_every=10), [measured])["rule"] == pytest.approx(40 + 50 + 4 * 20 / 3)
