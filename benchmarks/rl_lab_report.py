@@ -108,7 +108,7 @@ def claims(summary: dict) -> dict[str, dict]:
     room = out["rule_gain"]["verdict"] == "reproduced"
     for mix, key in (("mix_td", "tdrm_data_efficiency"), ("mix_mc", "mc_mix_data_efficiency")):
         if not room or mix not in summary:
-            why = "rule-only did not move: no target to reach" if not room else f"no {mix} runs"
+            why = f"no {mix} runs" if room else f"needs rule-only's gain, which is {out['rule_gain']['verdict']}"
             out[key] = verdict("not testable", why)
             continue
         d = difference(rule["reach"], summary[mix]["reach"])  # prompts saved (rule's minus the mix's)
