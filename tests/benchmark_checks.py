@@ -149,6 +149,14 @@ def check_rl_lab(tmp: Path, _: str) -> None:
     assert all((tmp / f"rl_lab_{m}.png").is_file() for m in ("accuracy", "steps", "tokens", "repeat_share", "reward"))
 
 
+def check_rl_lab_start(tmp: Path, _: str) -> None:
+    report = load(tmp / "rl_lab_start.json")
+    row = report["candidates"]["noise_0.25"]
+    assert report["chosen"] == "noise_0.25" and len(report["chosen_sha256"]) == 64
+    assert 0 <= row["greedy"] <= 1 and 0 <= row["mixed_groups"] <= 1 and row["entropy"] > 0, row
+    assert (tmp / "work").is_dir()
+
+
 def check_round_overhead(tmp: Path, _: str) -> None:
     rows = load(tmp / "round_overhead.json")["rows"]
     assert len(rows) == 5

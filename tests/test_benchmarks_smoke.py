@@ -32,6 +32,7 @@ from benchmark_checks import (
     check_reward_hacking,
     check_reward_server_load,
     check_rl_lab,
+    check_rl_lab_start,
     check_round_overhead,
     check_scale_out,
     check_search_cost,
@@ -127,6 +128,11 @@ CASES: dict[str, Case] = {  # the slowest first: the two workers then finish abo
         ["-m", "benchmarks.rl_lab", "--quick", "--rewards", "rule", "--steps", "1", "--seeds", "0"]
         + ["--work", "{tmp}/work", "--out", "{tmp}/rl_lab.json"],
         check_rl_lab,
+    ),
+    "rl_lab_start": Case(
+        ["-m", "benchmarks.rl_lab_start", "--candidates", "noise_0.25", "--problems", "2", "--samples", "2"]
+        + ["--work", "{tmp}/work", "--out", "{tmp}/rl_lab_start.json"],
+        check_rl_lab_start,
     ),
     "round_overhead": Case(
         [PY.format("round_overhead"), "--problems", "2", "--samples", "2", "--rounds", "2", "--step-tokens", "4"]

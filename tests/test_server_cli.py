@@ -14,31 +14,11 @@ import time
 
 import httpx
 import pytest
-from lab_server import KEY, lab_server
+from lab_server import KEY, policy_fixture, problems_fixture, server_fixture  # noqa: F401 (fixtures)
 
-from tdrm_search.tasks.lab import generate_problems
 from tdrm_search.vllm_server import free_port
 
 pytestmark = pytest.mark.vllm
-
-
-@pytest.fixture(scope="module")
-def server():
-    return lab_server()
-
-
-@pytest.fixture(scope="module")
-def policy(server):
-    from tdrm_search.policies.remote import OpenAIPolicy
-
-    policy = OpenAIPolicy(server.url, api_key=KEY)
-    yield policy
-    policy.close()
-
-
-@pytest.fixture(scope="module")
-def problems():
-    return generate_problems(3, seed=11)
 
 
 def cli(*args, env=None, **kwargs):

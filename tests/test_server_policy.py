@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from lab_server import KEY, lab_server
+from lab_server import KEY, policy_fixture, problems_fixture, server_fixture  # noqa: F401 (fixtures)
 
 from tdrm_search.config import METHODS
 from tdrm_search.engine import search_batch
@@ -22,28 +22,8 @@ from tdrm_search.prms.base import ScoreRequest
 from tdrm_search.prms.config import PRMConfig
 from tdrm_search.prms.oracle import OraclePRM
 from tdrm_search.remote_client import RemoteRequestError
-from tdrm_search.tasks.lab import generate_problems
 
 pytestmark = pytest.mark.vllm
-
-
-@pytest.fixture(scope="module")
-def server():
-    return lab_server()
-
-
-@pytest.fixture(scope="module")
-def policy(server):
-    from tdrm_search.policies.remote import OpenAIPolicy
-
-    policy = OpenAIPolicy(server.url, api_key=KEY)
-    yield policy
-    policy.close()
-
-
-@pytest.fixture(scope="module")
-def problems():
-    return generate_problems(3, seed=11)
 
 
 def test_every_method_runs_through_the_server(policy, problems):
