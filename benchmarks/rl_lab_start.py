@@ -39,6 +39,7 @@ from statistics import fmean
 
 import torch
 
+from benchmarks.lab.train_policy import sft_batch
 from rl_bridge.lab_grpo import Setting
 from tdrm_search.loading import LAB_POLICY
 from tdrm_search.table import format_table
@@ -103,20 +104,7 @@ def build_noisy_sft(out: Path, share: float, seed: int = 0) -> None:
     for step in range(SFT_STEPS):  # batches of one size, cycling 1-5 operations, as the policy was trained
         problems = generate_problems(SFT_BATCH, train_seed(500_000 + step), num_ops=1 + step % 5)
         texts = [noisy_solution(p, rng) if rng.random() < share else reference_solution(p) for p in problems]
-        prompts = [
-            tok.apply_chat_template(
-                [{"role": "user", "content": p.question}], tokenize=False, add_generation_prompt=True
-            )
-            for p in problems
-        ]
-        enc_p = tok(prompts, add_special_tokens=False)["input_ids"]
-        enc_a = tok([t + tok.eos_token for t in texts], add_special_tokens=False)["input_ids"]
-        width = max(len(p) + len(a) for p, a in zip(enc_p, enc_a, strict=True))
-        ids = torch.full((len(problems), width), tok.pad_token_id)
-        labels = torch.full((len(problems), width), -100)
-        for row, (p, a) in enumerate(zip(enc_p, enc_a, strict=True)):
-            ids[row, : len(p) + len(a)] = torch.tensor(p + a)
-            labels[row, len(p) : len(p) + len(a)] = torch.tensor(a)
+        ids, labels = sft_batch(tok, problems, texts)
         loss = model(input_ids=ids, labels=labels).loss
         opt.zero_grad()
         loss.backward()

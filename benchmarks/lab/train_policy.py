@@ -20,6 +20,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from tdrm_search.tasks.lab import generate_problems, reference_solution, train_seed
+from tdrm_search.types import Problem
 
 EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
 PRM_TOKENS = ["<|step|>", "<|good|>", "<|bad|>"]
@@ -88,11 +89,16 @@ def make_batch(tok: Qwen2Tokenizer, step: int, batch_size: int) -> tuple[torch.T
     """
     lo, hi = TRAIN_NUM_OPS
     problems = generate_problems(batch_size, train_seed(step), num_ops=lo + step % (hi - lo + 1))
+    return sft_batch(tok, problems, [reference_solution(p) for p in problems])
+
+
+def sft_batch(tok: Qwen2Tokenizer, problems: list[Problem], solutions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input ids and labels (-100 on the prompt and padding) teaching each problem its solution."""
     prompts = tok([prompt_text(tok, p.question) for p in problems], add_special_tokens=False)["input_ids"]
-    answers = tok([reference_solution(p) + EOS for p in problems], add_special_tokens=False)["input_ids"]
+    answers = tok([s + EOS for s in solutions], add_special_tokens=False)["input_ids"]
     width = max(len(p) + len(a) for p, a in zip(prompts, answers, strict=True))
-    ids = torch.full((batch_size, width), tok.pad_token_id)
-    labels = torch.full((batch_size, width), -100)
+    ids = torch.full((len(problems), width), tok.pad_token_id)
+    labels = torch.full((len(problems), width), -100)
     for row, (p, a) in enumerate(zip(prompts, answers, strict=True)):
         ids[row, : len(p) + len(a)] = torch.tensor(p + a)
         labels[row, len(p) : len(p) + len(a)] = torch.tensor(a)
