@@ -18,6 +18,7 @@ from conftest import tiny_config
 from tokenizers import AddedToken
 from transformers import AutoTokenizer, Qwen2ForCausalLM
 
+from tdrm_search.baselines.one_call_per_node import FullPathRescoring
 from tdrm_search.config import METHODS
 from tdrm_search.cost import prm_tree_tokens
 from tdrm_search.engine import search
@@ -189,6 +190,12 @@ def test_a_critique_that_ends_at_eos_is_read_without_it(verifier, expected):
     out = HFPRM(model, tokenizer, config("genprm", CRITIQUE)).score(REQUESTS)
     assert [v for scores in out.scores for v in scores] == pytest.approx(expected("genprm", 0), abs=1e-4)
     assert out.generated_tokens == [3, 1, 1, 1]  # each critique the EOS alone, counted
+
+
+def test_the_full_path_baseline_counts_the_critiques_it_writes(verifier):
+    prm = HFPRM(verifier[0], config=config("thinkprm", CRITIQUE))
+    out = FullPathRescoring(prm).score(REQUESTS)
+    assert out.generated_tokens == [CRITIQUE * len(r.steps) for r in REQUESTS]  # every step of the path critiqued again
 
 
 def test_siblings_share_their_prompt_through_the_key_value_store(verifier):

@@ -57,7 +57,12 @@ class FullPathRescoring:
         from tdrm_search.prms.base import ScoreOutput
 
         outs = [self.one(r) for r in requests]
-        return ScoreOutput([o.scores[0] for o in outs], [o.tokens[0] for o in outs], [o.cached_tokens[0] for o in outs])
+        return ScoreOutput(
+            [o.scores[0] for o in outs],
+            [o.tokens[0] for o in outs],
+            [o.cached_tokens[0] for o in outs],
+            [o.generated_tokens[0] if o.generated_tokens else 0 for o in outs],  # a generative head's critiques
+        )
 
     def one(self, request):
         if not hasattr(self.prm, "llm"):
