@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tdrm_search.table import format_table
+
 RESULTS = Path(__file__).parent / "results"
 RUNS = ("in-process lockstep", "remote lockstep", "remote async")
 
@@ -138,22 +140,26 @@ def paired_difference(a: list[bool], b: list[bool]) -> tuple[float, float]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| method | n | run | accuracy | generated tokens | HTTP requests | wall s | tok/s end to end | vs raw "
-        "| gen-call tok/s | gen vs raw |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+    def fmt(value, spec: str, suffix: str = "") -> str | None:
+        return None if value is None else f"{value:{spec}}{suffix}"
+
+    cells = [
+        {
+            "method": r.get("method"),
+            "n": r["n"],
+            "run": r["run"],
+            "accuracy": fmt(r.get("accuracy"), ".3f"),
+            "generated tokens": fmt(r["generated_tokens"], ","),
+            "HTTP requests": fmt(r.get("http_requests"), ","),
+            "wall s": fmt(r["wall_s"], ".1f"),
+            "tok/s end to end": fmt(r["tok_s"], ".0f"),
+            "vs raw": fmt(r.get("vs_raw"), ".2f", "x"),
+            "gen-call tok/s": fmt(r.get("gen_tok_s") or None, ".0f"),
+            "gen vs raw": fmt(r.get("gen_vs_raw"), ".2f", "x"),
+        }
+        for r in rows
     ]
-    for r in rows:
-        acc = f"{r['accuracy']:.3f}" if "accuracy" in r else "-"
-        ratio = f"{r['vs_raw']:.2f}x" if r.get("vs_raw") is not None else "-"
-        gen = f"{r['gen_tok_s']:.0f}" if r.get("gen_tok_s") else "-"
-        gen_ratio = f"{r['gen_vs_raw']:.2f}x" if r.get("gen_vs_raw") is not None else "-"
-        http = f"{r['http_requests']:,}" if "http_requests" in r else "-"
-        lines.append(
-            f"| {r.get('method', '-')} | {r['n']} | {r['run']} | {acc} | {r['generated_tokens']:,} | {http} | "
-            f"{r['wall_s']:.1f} | {r['tok_s']:.0f} | {ratio} | {gen} | {gen_ratio} |"
-        )
-    return "\n".join(lines)
+    return format_table(cells, markdown=True)
 
 
 def main(argv=None) -> int:
