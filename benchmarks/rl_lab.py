@@ -53,7 +53,7 @@ from tdrm_search.types import Problem
 
 RESULTS = Path(__file__).parent / "results"
 log = logging.getLogger(__name__)
-FULL = Setting(steps=150, batch=32, generations=8, eval_problems=100, eval_every=10)  # 600 prompts: 3.75x issue 18
+FULL = Setting(steps=200, batch=32, generations=8, eval_problems=100, eval_every=10)  # 800 prompts: 5x issue 18
 QUICK = Setting(steps=3, batch=16, generations=8, eval_problems=20, eval_every=3)
 SEEDS = {"rule": 3, "mix_td": 3, "mix_mc": 3, "raw_prm": 3, "rule_raw_prm": 2, "clip": 2, "delta": 2, "clip_delta": 2}
 
