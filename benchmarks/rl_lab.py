@@ -168,6 +168,19 @@ def measured_cost(setting: Setting, work: Path, policy: Path) -> list[dict]:
     return list(cached["runs"].values())
 
 
+def costs(setting: Setting, done: list[dict], work: Path, policy: Path) -> dict[str, float]:
+    """Estimated seconds of a run of each reward: from the finished runs, else from the short measurement."""
+    cost = estimate(setting, done)
+    if "rule" not in cost or "_prm" not in cost:
+        cost = estimate(setting, measured_cost(setting, work, policy)) | cost
+    return cost
+
+
+def guess_seconds(cost: dict[str, float], name: str) -> float:
+    """A run's estimate: its reward's own, else rule's (rule) or the dearest PRM reward's."""
+    return cost.get(name, cost["rule" if name == "rule" else "_prm"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few minutes: 3 steps of 2 prompts, 20 eval problems")
@@ -195,10 +208,8 @@ def main() -> None:
     dirs = pair_dirs(args.work, args.quick)
     policy = start_policy(args.work / "start")
     done, left = split_finished(todo, runs_dir, setting, pair_ids(dirs))
-    cost = estimate(setting, done)
     if args.plan:
-        if "rule" not in cost or "_prm" not in cost:
-            cost = estimate(setting, measured_cost(setting, work, policy)) | cost
+        cost = costs(setting, done, work, policy)
         print_plan(setting, done, left, cost, built=all(prm_lab().trained(d) for d in dirs.values()))
         return
     needs_prms = args.prepare or any(name != "rule" for name, _ in left)
@@ -212,10 +223,11 @@ def main() -> None:
     eval_problems = generate_problems(setting.eval_problems, seed=setting.eval_seed, num_ops=setting.num_ops)
     deadline = time.time() + 60 * args.budget_minutes if args.budget_minutes is not None else None
     for name, seed in left:
-        guess = cost.get(name, cost.get("rule" if name == "rule" else "_prm", 0.0))
-        if deadline and time.time() + guess > deadline:
-            log.info("budget: %s seed %d (about %.0f s) left for another session", name, seed, guess)
-            continue
+        if deadline:
+            guess = guess_seconds(costs(setting, done, work, policy), name)
+            if time.time() + guess > deadline:
+                log.info("budget: %s seed %d (about %.0f s) left for another session", name, seed, guess)
+                continue
         result = {
             **identity(name, setting, prm_names),
             **run(name, make_reward(name, prms), seed, setting, policy, eval_problems, work),
@@ -236,7 +248,7 @@ def print_plan(setting: Setting, done: list, left: list, cost: dict[str, float],
     total = 0.0
     print(f"{len(done)} runs finished; {len(left)} to do ({setting.steps} steps of {setting.prompts_per_step} prompts)")
     for name, seed in left:
-        guess = cost.get(name, cost["rule" if name == "rule" else "_prm"])
+        guess = guess_seconds(cost, name)
         total += guess
         print(f"  {name} seed {seed}: ~{guess / 60:.1f} min")
     print(

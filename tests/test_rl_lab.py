@@ -218,3 +218,23 @@ def test_plan_estimates_a_run_from_a_measured_one():
     assert cost["rule"] == pytest.approx(40 + 2.0 * 100 + 11 * 20 / 3)
     assert cost["clip"] == pytest.approx(6.0 * 100 + 11 * 20 / 3) and cost["_prm"] == cost["clip"]
     assert estimate(Setting(steps=25, eval_every=10), [measured])["rule"] == pytest.approx(40 + 50 + 4 * 20 / 3)
+
+
+def test_a_budgeted_run_is_estimated_from_finished_runs_then_the_short_measurement(tmp_path):
+    """The budget's estimate of a run: its reward's finished run, else the dearest PRM reward's (a PRM reward) or
+    rule's; before any run has finished, the short measurement cached under --work (its setting must match)."""
+    import json
+    from dataclasses import asdict, replace
+
+    from benchmarks.rl_lab import costs, guess_seconds
+
+    setting = Setting(steps=100, eval_every=10)
+    rule, clip = synthetic_run("rule", 0, [0.4, 0.5, 0.6]), {**synthetic_run("clip", 0, [0.4, 0.5]), "seconds": 140.0}
+    short = replace(setting, steps=4, eval_every=4)
+    cache = {"setting": asdict(short), "runs": {"rule": rule, "clip_delta": clip}}
+    (tmp_path / "plan_cost.json").write_text(json.dumps(cache))
+    measured = costs(setting, [], tmp_path, policy=tmp_path / "unused")  # read from the cache: nothing trains
+    finished = costs(setting, [rule, {**clip, "reward": "delta", "seconds": 300.0}], tmp_path, tmp_path / "unused")
+    assert guess_seconds(measured, "mix_td") == measured["clip"] and guess_seconds(measured, "rule") == measured["rule"]
+    assert guess_seconds(finished, "mix_td") == finished["delta"] > measured["clip"] and "clip" not in finished
+    assert finished["rule"] == measured["rule"]
