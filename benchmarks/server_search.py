@@ -18,6 +18,9 @@ generation only, the PRM's share of the wall left out; async runs have none, the
 Remote rows count the HTTP requests sent (`http_requests`: one per expanded node, its children as `n`). Prefix
 caches (server and in-process) are emptied before every run. Accuracy is graded against the lab answers.
 `--server-args` passes options to the server (every row, the raw one included, runs on that one server).
+`--server-cores 0` runs the server on core 0 alone and this process (client, PRM, in-process rows) on the other cores,
+as a server on its own machine would be: lockstep and async then differ by their schedule, not by which process the
+shared cores serve.
 
     python benchmarks/server_search.py            # 64 problems, n = 16 and 64 (long on 2 cores)
     python benchmarks/server_search.py --quick    # 8 problems, n = 16: a smoke test of every row
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -50,9 +54,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=256, help="requests in flight to the server at most")
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS, help="the rows to run (raw always runs)")
     p.add_argument("--server-args", default="", help="extra options for the vLLM server, one string")
+    p.add_argument(
+        "--server-cores",
+        type=int,
+        nargs="+",
+        help="run the server on these CPU cores only and this process (client, PRM, in-process rows) on the others, "
+        "as a server on its own machine would be (default: every process shares every core)",
+    )
     p.add_argument("--quick", action="store_true", help="8 problems, n = 16: a smoke test")
     p.add_argument("--out", type=Path, default=RESULTS / "server_search.json")
     args = p.parse_args(argv)
+    if args.server_cores and not set(os.sched_getaffinity(0)) - set(args.server_cores):
+        p.error(f"--server-cores {args.server_cores} leaves no core for the client and the PRM")
     if args.quick:
         args.problems, args.n = 8, [16]
     return args
@@ -164,6 +177,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from tdrm_search.devices import cpu_pinning
     from tdrm_search.loading import LAB_POLICY, LAB_PRM
     from tdrm_search.policies.remote import OpenAIPolicy
     from tdrm_search.policies.vllm import VLLMPolicy
@@ -172,10 +186,15 @@ def main(argv=None) -> int:
     from tdrm_search.vllm_server import vllm_server
 
     problems = generate_problems(args.problems, seed=args.problem_seed)
+    if args.server_cores:  # this process and the engines it starts (the PRM's, the in-process policy's): the rest
+        rest = sorted(set(os.sched_getaffinity(0)) - set(args.server_cores))
+        os.sched_setaffinity(0, rest)
+        os.environ.update(cpu_pinning(rest))
     log = Path(tempfile.gettempdir()) / "tdrm_server_search.server.log"  # the server's own log, for a failed run
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    with vllm_server(LAB_POLICY, name="lab-policy", log=log, extra=args.server_args.split()) as server:
+    server_options = {"log": log, "extra": args.server_args.split(), "cores": args.server_cores}
+    with vllm_server(LAB_POLICY, name="lab-policy", **server_options) as server:
         remote = OpenAIPolicy(server.url, max_concurrency=args.concurrency)
         local = VLLMPolicy(LAB_POLICY) if RUNS[0] in args.runs else None
         prm = VLLMPRM(LAB_PRM)

@@ -7,6 +7,7 @@ dtype: "auto" (bfloat16 on a GPU, float16 on one without bfloat16; float32 on th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch loads when a device is resolved, not when the command line is built
@@ -74,3 +75,10 @@ def model_device(model: torch.nn.Module) -> torch.device:
     import torch
 
     return next(model.parameters(), torch.empty(0)).device
+
+
+def cpu_pinning(cores: Sequence[int]) -> dict[str, str]:
+    """The environment that keeps a vLLM CPU engine's OpenMP threads on `cores` (consecutive; one thread a core)."""
+    if list(cores) != list(range(cores[0], cores[0] + len(cores))):
+        raise ValueError(f"cores {list(cores)}: vLLM binds its CPU threads to a range of consecutive cores")
+    return {"OMP_NUM_THREADS": str(len(cores)), "VLLM_CPU_OMP_THREADS_BIND": f"{cores[0]}-{cores[-1]}"}

@@ -35,6 +35,7 @@ from typing import Any
 
 from tdrm_search.bench.plan import Chunk
 from tdrm_search.bench.run import Pair, run_chunk
+from tdrm_search.devices import cpu_pinning
 from tdrm_search.loading import EngineSpec
 from tdrm_search.types import Problem, SearchResult
 
@@ -152,9 +153,7 @@ class Replicas:
         for k in range(self.count):
             cores = list(range(k * threads, (k + 1) * threads))
             pinned = local and not self.gpus and cores[-1] < (os.cpu_count() or 1)
-            env = {"OMP_NUM_THREADS": str(threads)}
-            if pinned:
-                env["VLLM_CPU_OMP_THREADS_BIND"] = f"{cores[0]}-{cores[-1]}"
+            env = cpu_pinning(cores) if pinned else {"OMP_NUM_THREADS": str(threads)}
             options = actor.options(
                 num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0, runtime_env={"env_vars": env}
             )

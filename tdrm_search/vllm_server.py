@@ -16,8 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from tdrm_search.devices import cpu_pinning
 
 
 def free_port() -> int:
@@ -65,12 +68,15 @@ def start_vllm_server(
     timeout_s: float = 240.0,
     extra: list[str] = (),
     env: dict | None = None,
+    cores: Sequence[int] | None = None,
 ) -> VLLMServer:
-    """Start the server on 127.0.0.1 (a free port unless given) and wait until /v1/models answers."""
+    """Start the server on 127.0.0.1 (a free port unless given) and wait until /v1/models answers; `cores`: every
+    process of the server runs on those CPU cores only (as if on its own machine), its engine's threads bound there."""
     import httpx
 
     port = port or free_port()
     environment = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1", **(env or {})}
+    environment |= cpu_pinning(cores) if cores else {}
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
     process = subprocess.Popen(
         server_command(model, port, name, api_key, extra),
@@ -78,6 +84,7 @@ def start_vllm_server(
         stderr=subprocess.STDOUT,
         env=environment,
         start_new_session=True,  # its own process group: stop() ends its workers too
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,  # its children inherit the cores
     )
     server = VLLMServer(process, f"http://127.0.0.1:{port}/v1", name, Path(log) if log else None)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

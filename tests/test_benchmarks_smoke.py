@@ -116,6 +116,7 @@ CASES: dict[str, Case] = {  # the slowest first: the two workers then finish abo
     ),
     "server_search": Case(
         [PY.format("server_search"), "--problems", "2", "--n", "4", "--methods", "beam"]
+        + (["--server-cores", "0"] if len(os.sched_getaffinity(0)) > 1 else [])  # the server on a core of its own
         + ["--out", "{tmp}/server_search.json"],
         check_server_search,
     ),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tdrm_search.cli import build_parser, main
-from tdrm_search.devices import resolve_device, resolve_dtype
+from tdrm_search.devices import cpu_pinning, resolve_device, resolve_dtype
 from tdrm_search.loading import load_policy, load_prm
 from tdrm_search.policies.base import SampleRequest
 from tdrm_search.vllm_engine import engine_placement
@@ -156,3 +156,10 @@ def test_prm_training_in_bfloat16(head, tmp_path):
     assert prm.model.dtype == torch.float32
     (values,) = prm.score([ScoreRequest(rollouts[0].problem, tuple(rollouts[0].steps))]).scores
     assert len(values) == len(rollouts[0].steps)
+
+
+def test_cpu_pinning_binds_a_vllm_engine_to_consecutive_cores():
+    assert cpu_pinning([1]) == {"OMP_NUM_THREADS": "1", "VLLM_CPU_OMP_THREADS_BIND": "1-1"}
+    assert cpu_pinning([2, 3, 4]) == {"OMP_NUM_THREADS": "3", "VLLM_CPU_OMP_THREADS_BIND": "2-4"}
+    with pytest.raises(ValueError, match=r"cores \[0, 2\]: .*consecutive"):
+        cpu_pinning([0, 2])
