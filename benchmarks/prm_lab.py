@@ -162,18 +162,21 @@ def main() -> None:
     problems = generate_problems(args.problems, seed=train_seed(0))
     eval_problems = generate_problems(args.eval_problems, seed=1)
     data, stats = {}, {}
+    needed = {DATA[kind] for kind in args.kinds}  # a stage no requested kind trains on is not collected
     data["paths"], stats["paths"] = cached(args.work / "paths.jsonl", lambda: collect(problems, policy, cfg(args)))
-    budget = stats["paths"]["rollout_tokens"]
-    # the MC kinds' problems: about a third, since MC completions cost ~2x the rollouts (measured, then reported)
-    mc_problems = problems[: max(1, round(args.problems * budget / (budget + 2.1 * budget)))]
-    data["mc"], stats["mc"] = cached(
-        args.work / "mc.jsonl", lambda: collect(mc_problems, policy, cfg(args, mc_samples=args.mc))
-    )
-    data["trees"], stats["trees"] = cached(
-        args.work / "trees.jsonl", lambda: collect(problems, policy, cfg(args, method="beam"))
-    )
-    data["trees"], tree_tokens = within_budget(data["trees"], stats["trees"]["tree_tokens"], budget)
-    spent = {"paths": budget, "mc": stats["mc"]["rollout_tokens"] + stats["mc"]["mc_tokens"], "trees": tree_tokens}
+    budget = stats["paths"]["rollout_tokens"]  # the labelling compute every kind gets: the paths' tokens
+    spent = {"paths": budget}
+    if "mc" in needed:  # about a third of the problems, since MC completions cost ~2x the rollouts (measured)
+        mc_problems = problems[: max(1, round(args.problems * budget / (budget + 2.1 * budget)))]
+        data["mc"], stats["mc"] = cached(
+            args.work / "mc.jsonl", lambda: collect(mc_problems, policy, cfg(args, mc_samples=args.mc))
+        )
+        spent["mc"] = stats["mc"]["rollout_tokens"] + stats["mc"]["mc_tokens"]
+    if "trees" in needed:
+        data["trees"], stats["trees"] = cached(
+            args.work / "trees.jsonl", lambda: collect(problems, policy, cfg(args, method="beam"))
+        )
+        data["trees"], spent["trees"] = within_budget(data["trees"], stats["trees"]["tree_tokens"], budget)
     eval_rollouts, stats["eval"] = cached(
         args.work / "eval.jsonl", lambda: collect(eval_problems, policy, cfg(args, n=args.pool, seed=1))
     )

@@ -103,6 +103,8 @@ def check_prefix_reuse(tmp: Path, _: str) -> None:
 def check_prm_lab(tmp: Path, _: str) -> None:
     report = load(tmp / "results" / "smoke.json")
     assert set(report["prms"]) == {"outcome", "td0"}
+    assert set(report["collect"]) == {"paths", "eval"}  # path kinds only: no MC completions, no trees collected
+    assert not (tmp / "work" / "mc.jsonl").exists() and not (tmp / "work" / "trees.jsonl").exists()
     for entry in report["prms"].values():
         assert 0 <= entry["summary"]["bon_last@4"]["mean"] <= 1
         assert entry["data_tokens"] > 0
