@@ -11,7 +11,7 @@ from tdrm_search.strategies import STRATEGIES
 
 METHODS = tuple(STRATEGIES)  # the search methods: the strategy registry's names
 ALLOCATIONS = ("value", "even")
-SCHEDULES = ("lockstep", "async")  # engine drivers (`engine.search_iter`, `async_driver.py`)
+SCHEDULES = ("auto", "lockstep", "async")  # engine drivers (`engine.search_iter`, `async_driver.py`); auto picks
 PER_RUN = ("method", "n", "seed")  # set per search call (and per grid cell by the runner); the rest are options
 POSITIVE = ("n", "max_step_tokens", "max_steps", "max_tokens", "expansions", "children", "parallel", "iterations")
 
@@ -79,11 +79,11 @@ class SearchConfig:
     confidence: float = field(default=0.95, metadata={"help": "stop: P(leading answer beats the runner-up) to stop"})
     wave: int = field(default=4, metadata={"help": "best_of_n with stop: samples per round"})
     schedule: str = field(
-        default="lockstep",  # measured faster than async for beam on the lab (benchmarks/server_search.py)
+        default="auto",  # async for a server policy, lockstep otherwise: measured, benchmarks/server_search.py
         metadata={
             "choices": SCHEDULES,
             "help": "lockstep: every problem's round in one generate call; async: each problem advances as soon as "
-            "its own requests are done (a server policy only)",
+            "its own requests are done (a server policy only); auto: async with a server policy, else lockstep",
         },
     )
 

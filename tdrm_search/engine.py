@@ -99,11 +99,19 @@ def search_iter(
         raise ValueError("search_iter and search_batch take a list of problems; use search() for one")
     trees = [new_tree(as_problem(p, i), policy, i) for i, p in enumerate(problems)]
     expander = Expander(policy, prm, cfg)
-    if cfg.schedule == "async":
+    if schedule_for(cfg.schedule, policy) == "async":
         from tdrm_search.async_driver import asynchronous  # each problem advances on its own (a server policy)
 
         return asynchronous(trees, expander)
     return lockstep(trees, expander)
+
+
+def schedule_for(schedule: str, policy: Policy) -> str:
+    """The driver a search runs: `auto` is async for a policy that takes requests asynchronously (a server, whose
+    continuous batching mixes every problem's requests), else lockstep; the others are themselves."""
+    if schedule != "auto":
+        return schedule
+    return "async" if hasattr(policy, "submit") else "lockstep"
 
 
 def lockstep(trees: list[Tree], expander: Expander) -> Iterator[Round]:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from lab_server import KEY, policy_fixture, problems_fixture, server_fixture  # noqa: F401 (fixtures)
 
-from tdrm_search.config import METHODS
-from tdrm_search.engine import search_batch
+from tdrm_search.config import METHODS, SearchConfig
+from tdrm_search.engine import schedule_for, search_batch
 from tdrm_search.loading import LAB_POLICY
 from tdrm_search.policies.base import SampleRequest
 from tdrm_search.prms.base import ScoreRequest
@@ -58,6 +58,14 @@ def test_async_schedule_returns_the_lockstep_search(policy, problems):
         for a, b in zip(*runs, strict=True):
             assert [c.steps for c in a.candidates] == [c.steps for c in b.candidates], method
             assert a.stats["generated_tokens"] == b.stats["generated_tokens"], method
+
+
+def test_the_default_schedule_is_async_for_a_server_policy_and_lockstep_in_process(policy, vllm_lab_policy):
+    """`auto` (the default) runs a server policy asynchronously (faster with the server on cores of its own:
+    benchmarks/results/server_search_server_core.json) and an in-process engine in lockstep rounds."""
+    assert SearchConfig.make("beam", 4, 0).schedule == "auto"
+    assert schedule_for("auto", policy) == "async" and schedule_for("auto", vllm_lab_policy) == "lockstep"
+    assert schedule_for("lockstep", policy) == "lockstep" and schedule_for("async", vllm_lab_policy) == "async"
 
 
 def test_seeded_samples_are_reproducible(policy, problems):
