@@ -64,8 +64,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="8 problems, n = 16: a smoke test")
     p.add_argument("--out", type=Path, default=RESULTS / "server_search.json")
     args = p.parse_args(argv)
-    if args.server_cores and not set(os.sched_getaffinity(0)) - set(args.server_cores):
-        p.error(f"--server-cores {args.server_cores} leaves no core for the client and the PRM")
+    if args.server_cores:
+        from tdrm_search.devices import cpu_pinning
+
+        available = os.sched_getaffinity(0)
+        if not set(args.server_cores) <= available:
+            p.error(f"--server-cores {args.server_cores}: this process may run on cores {sorted(available)} only")
+        args.client_cores = sorted(available - set(args.server_cores))
+        if not args.client_cores:
+            p.error(f"--server-cores {args.server_cores} leaves no core for the client and the PRM")
+        try:  # both sides' engines bind their threads to a range of consecutive cores
+            cpu_pinning(args.server_cores), cpu_pinning(args.client_cores)
+        except ValueError as err:
+            p.error(f"--server-cores {args.server_cores}: {err}")
     if args.quick:
         args.problems, args.n = 8, [16]
     return args
@@ -187,9 +198,8 @@ def main(argv=None) -> int:
 
     problems = generate_problems(args.problems, seed=args.problem_seed)
     if args.server_cores:  # this process and the engines it starts (the PRM's, the in-process policy's): the rest
-        rest = sorted(set(os.sched_getaffinity(0)) - set(args.server_cores))
-        os.sched_setaffinity(0, rest)
-        os.environ.update(cpu_pinning(rest))
+        os.sched_setaffinity(0, args.client_cores)
+        os.environ.update(cpu_pinning(args.client_cores))
     log = Path(tempfile.gettempdir()) / "tdrm_server_search.server.log"  # the server's own log, for a failed run
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

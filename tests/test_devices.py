@@ -3,6 +3,8 @@ asked for where none exists is a one-line error, and every command that builds a
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -163,3 +165,13 @@ def test_cpu_pinning_binds_a_vllm_engine_to_consecutive_cores():
     assert cpu_pinning([2, 3, 4]) == {"OMP_NUM_THREADS": "3", "VLLM_CPU_OMP_THREADS_BIND": "2-4"}
     with pytest.raises(ValueError, match=r"cores \[0, 2\]: .*consecutive"):
         cpu_pinning([0, 2])
+
+
+def test_server_search_refuses_server_cores_it_cannot_pin(capsys):
+    from benchmarks.server_search import parse_args
+
+    available = sorted(os.sched_getaffinity(0))
+    for cores, message in (([max(available) + 1], "may run on cores"), (available, "leaves no core")):
+        with pytest.raises(SystemExit):
+            parse_args(["--server-cores", *map(str, cores)])
+        assert message in capsys.readouterr().err
