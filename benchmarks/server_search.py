@@ -239,7 +239,8 @@ def main(argv=None) -> int:
                     if base is not None and row is not cell[0]:
                         row["accuracy_minus_in_process"] = paired_difference(row["correct"], base)
                 rows += [*cell, raw]
-                args.out.write_text(json.dumps({"setup": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2))
+                setup = vars(args) | {"out": str(args.out), "server_threads_on_cores": server.cores()}
+                args.out.write_text(json.dumps({"setup": setup, "rows": rows}, indent=2))
         remote.close()
     print(table(rows))
     print(f"wrote {args.out}")

@@ -78,7 +78,10 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def cpu_pinning(cores: Sequence[int]) -> dict[str, str]:
-    """The environment that keeps a vLLM CPU engine's OpenMP threads on `cores` (consecutive; one thread a core)."""
+    """The environment that sizes a vLLM CPU engine's OpenMP pool to `cores` (consecutive; one thread a core).
+
+    vLLM's multiprocess executor also binds the threads to those cores; the one-process executor that a single CPU
+    engine runs on does not, so the caller sets the process's affinity too (`os.sched_setaffinity`)."""
     if list(cores) != list(range(cores[0], cores[0] + len(cores))):
         raise ValueError(f"cores {list(cores)}: vLLM binds its CPU threads to a range of consecutive cores")
     return {"OMP_NUM_THREADS": str(len(cores)), "VLLM_CPU_OMP_THREADS_BIND": f"{cores[0]}-{cores[-1]}"}

@@ -48,6 +48,14 @@ class VLLMServer:
     def __init__(self, process: subprocess.Popen, url: str, name: str, log: Path | None):
         self.process, self.url, self.name, self.log = process, url, name, log
 
+    def cores(self) -> list[int]:
+        """The CPU cores that any thread of the server's processes (its API server, its engine) may run on."""
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        threads = [t.id for proc in [root, *root.children(recursive=True)] for t in proc.threads()]
+        return sorted(set().union(*(os.sched_getaffinity(t) for t in threads)))
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
