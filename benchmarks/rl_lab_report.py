@@ -17,6 +17,7 @@ PROBE = ("steps", "repeat_share", "tokens", "reward_per_step")  # the hacking pr
 RULE_GAIN = 0.10  # rule-only must gain this much (accuracy) for the lab to measure anything (issue 32)
 LONGER = 0.5  # steps per solution: a rise of half a step or more is "lengthens"
 REPEATS = 0.10  # share of solutions with a repeated/unnecessary step: a rise of 10 points or more is "repeats"
+COLLAPSED = 2.0  # a run whose final greedy solutions have fewer steps than this on average writes no solution at all
 Z = 2.0  # "significant": the mean difference exceeds Z standard errors
 
 
@@ -67,8 +68,9 @@ def mean_curve(runs: list[dict]) -> list[dict]:
 
 def summarise(runs: list[dict]) -> dict[str, dict]:
     """Per reward: seeds, the mean curve, the final point, the change from the start (mean_se over seeds of each
-    run's final minus its step-0 value) for accuracy and the probe's measures, and the prompts it needs to reach
-    rule-only's final (seed-mean) accuracy."""
+    run's final minus its step-0 value) for accuracy and the probe's measures, how many seeds collapsed (their
+    final greedy solutions have under COLLAPSED steps: no solution, at most an answer line), and the prompts it
+    needs to reach rule-only's final (seed-mean) accuracy."""
     by_reward: dict[str, list[dict]] = {}
     for r in runs:
         by_reward.setdefault(r["reward"], []).append(r)
@@ -80,6 +82,7 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
             "curve": curve,
             "final": curve[-1],
             "final_accuracy_per_seed": [r["curve"][-1]["accuracy"] for r in rs],
+            "collapsed": sum(r["curve"][-1]["steps"] < COLLAPSED for r in rs),
             "change": {m: mean_se([r["curve"][-1][m] - r["curve"][0][m] for r in rs]) for m in ("accuracy", *PROBE)},
         }
     if "rule" in summary:
@@ -134,7 +137,7 @@ def claims(summary: dict) -> dict[str, dict]:
         out["clip_delta_stop_it"] = verdict("not testable", "the raw summed PRM did not hack: nothing to stop")
     else:
         refined = {m: hacking(summary[m]) for m in ("clip", "delta", "clip_delta") if m in summary}
-        stopped = [m for m, h in refined.items() if not h["hacked"] and not h["drifts"]]
+        stopped = [m for m, h in refined.items() if not (h["hacked"] or h["drifts"] or summary[m]["collapsed"])]
         ok = {"clip", "delta"} <= set(stopped)
         why = f"stopped by: {', '.join(stopped) or 'none'} (of {', '.join(refined) or 'none run'})"
         out["clip_delta_stop_it"] = verdict("reproduced" if ok else "not reproduced", why, **refined)
@@ -180,6 +183,7 @@ def table(summary: dict) -> str:
                 "d steps": pm(change["steps"], ".2f"),
                 "d repeat": pm(change["repeat_share"]),
                 "d tokens": pm(change["tokens"], ".1f"),
+                "collapsed": row["collapsed"],
                 "reward/step": f"{row['final']['reward_per_step']:.3f}",
                 "prompts to rule's final": "-" if reach is None else f"{pm(reach, '.0f')} ({reach['never']} never)",
             }

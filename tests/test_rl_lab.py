@@ -141,6 +141,20 @@ def test_verdicts_on_a_lab_where_every_claim_shows():
     assert "| rule | 3 |" in table(summary)
 
 
+def test_a_refinement_that_collapses_the_policy_does_not_stop_hacking():
+    from benchmarks.rl_lab_report import claims, summarise, table
+
+    runs = [r for r in lab() if r["reward"] != "clip"]  # clip's seeds end writing no solution: 1 step, none right
+    runs += [synthetic_run("clip", s, [0.4, 0.2, 0.0, 0.0, 0.0], steps=1.0) for s in (0, 1)]
+    summary = summarise(runs)
+    assert summary["clip"]["collapsed"] == 2 and summary["rule"]["collapsed"] == 0
+    verdicts = claims(summary)
+    assert verdicts["raw_prm_hacks"]["verdict"] == "reproduced"
+    assert verdicts["clip_delta_stop_it"]["verdict"] == "not reproduced"
+    assert "stopped by: delta (of clip, delta)" in verdicts["clip_delta_stop_it"]["why"]
+    assert "| clip | 2 |" in table(summary)
+
+
 def test_verdicts_when_the_lab_cannot_show_them():
     from benchmarks.rl_lab_report import claims, summarise
 
