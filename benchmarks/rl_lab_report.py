@@ -17,7 +17,7 @@ PROBE = ("steps", "repeat_share", "tokens", "reward_per_step")  # the hacking pr
 RULE_GAIN = 0.10  # rule-only must gain this much (accuracy) for the lab to measure anything (issue 32)
 LONGER = 0.5  # steps per solution: a rise of half a step or more is "lengthens"
 REPEATS = 0.10  # share of solutions with a repeated/unnecessary step: a rise of 10 points or more is "repeats"
-COLLAPSED = 2.0  # a run whose final greedy solutions have fewer steps than this on average writes no solution at all
+COLLAPSED = 2.0  # final greedy solutions with fewer steps than this on average: no step structure is left
 Z = 2.0  # "significant": the mean difference exceeds Z standard errors
 
 
@@ -69,7 +69,7 @@ def mean_curve(runs: list[dict]) -> list[dict]:
 def summarise(runs: list[dict]) -> dict[str, dict]:
     """Per reward: seeds, the mean curve, the final point, the change from the start (mean_se over seeds of each
     run's final minus its step-0 value) for accuracy and the probe's measures, how many seeds collapsed (their
-    final greedy solutions have under COLLAPSED steps: no solution, at most an answer line), and the prompts it
+    final greedy solutions have under COLLAPSED steps: nothing, a bare answer line, or one unbroken run-on step), and the prompts it
     needs to reach rule-only's final (seed-mean) accuracy."""
     by_reward: dict[str, list[dict]] = {}
     for r in runs:
