@@ -69,8 +69,8 @@ def mean_curve(runs: list[dict]) -> list[dict]:
 def summarise(runs: list[dict]) -> dict[str, dict]:
     """Per reward: seeds, the mean curve, the final point, the change from the start (mean_se over seeds of each
     run's final minus its step-0 value) for accuracy and the probe's measures, how many seeds collapsed (their
-    final greedy solutions have under COLLAPSED steps: nothing, a bare answer line, or one unbroken run-on step), and the prompts it
-    needs to reach rule-only's final (seed-mean) accuracy."""
+    final greedy solutions have under COLLAPSED steps: nothing, a bare answer line, or one unbroken run-on step),
+    and the prompts it needs to reach rule-only's final (seed-mean) accuracy."""
     by_reward: dict[str, list[dict]] = {}
     for r in runs:
         by_reward.setdefault(r["reward"], []).append(r)
