@@ -49,12 +49,23 @@ class VLLMServer:
         self.process, self.url, self.name, self.log = process, url, name, log
 
     def cores(self) -> list[int]:
-        """The CPU cores that any thread of the server's processes (its API server, its engine) may run on."""
+        """The CPU cores that any thread of the server's processes (its API server, its engine) may run on; a
+        process or thread that ends while they are read is passed over."""
         import psutil
 
         root = psutil.Process(self.process.pid)
-        threads = [t.id for proc in [root, *root.children(recursive=True)] for t in proc.threads()]
-        return sorted(set().union(*(os.sched_getaffinity(t) for t in threads)))
+        cores: set[int] = set()
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                threads = proc.threads()
+            except psutil.NoSuchProcess:
+                continue
+            for thread in threads:
+                try:
+                    cores |= os.sched_getaffinity(thread.id)
+                except ProcessLookupError:
+                    pass
+        return sorted(cores)
 
     def stop(self) -> None:
         if self.process.poll() is None:
